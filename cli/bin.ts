@@ -1,0 +1,12 @@
+#!/usr/bin/env node
+// Entry point: refuse an old Node before loading anything that needs a new one.
+const major = Number(process.versions.node.split('.')[0]);
+if (major < 22) {
+  process.stderr.write(
+    `slapmesh needs Node.js 22 or newer (this is ${process.version}). ` +
+      'Run it through npm (npm run …, npx slapmesh …) from the project folder, which uses the Node.js it installs.\n',
+  );
+  process.exit(1);
+}
+const { main } = await import('./main.js');
+process.exitCode = await main(process.argv.slice(2));
