@@ -1,33 +1,12 @@
 // `slapmesh buildout resolve|annotate`: the configuration language, without installing.
 import type { Command } from 'commander';
 import { annotate } from '../../engine/config/annotate.js';
-import { loadConfiguration, parseAssignment, startEvaluation, UsageError, type Assignment } from '../../engine/config/configuration.js';
+import { loadConfiguration, startEvaluation } from '../../engine/config/configuration.js';
 import { addLocation, resolveSections } from '../../engine/config/resolve.js';
-import { CliError, EXIT_OK } from '../io.js';
+import { EXIT_OK } from '../io.js';
 import type { CommandContext } from '../main.js';
-
-interface ProfileFlags {
-  config: string;
-  offline?: boolean;
-  newest?: boolean;
-  json?: boolean;
-  verbose?: boolean;
-}
-
-function assignments(args: readonly string[], flags: ProfileFlags): Assignment[] {
-  const out: Assignment[] = [];
-  if (flags.offline) out.push({ section: 'buildout', option: 'offline', value: 'true' });
-  if (flags.newest === false) out.push({ section: 'buildout', option: 'newest', value: 'false' });
-  for (const arg of args) {
-    try {
-      out.push(parseAssignment(arg));
-    } catch (error) {
-      if (error instanceof UsageError) throw new CliError(error.message);
-      throw error;
-    }
-  }
-  return out;
-}
+import { assignments, type ProfileFlags } from './flags.js';
+import { registerInstall } from './install.js';
 
 function profileCommand(parent: Command, name: string, description: string): Command {
   return parent
@@ -40,7 +19,8 @@ function profileCommand(parent: Command, name: string, description: string): Com
 }
 
 export function registerBuildout(program: Command, { io, setExit }: CommandContext): void {
-  const buildout = program.command('buildout').description('buildout profiles: resolve, annotate (install: coming)');
+  const buildout = program.command('buildout').description('buildout profiles: install (the default), resolve, annotate');
+  registerInstall(buildout, { io, setExit });
 
   profileCommand(buildout, 'resolve', 'print every section with every option substituted')
     .option('--json', 'print {"sections": …, "errors": …} (design.md §3)')

@@ -21,6 +21,8 @@ export class Evaluation {
   readonly sections = new Map<string, SectionOptions>();
   /** Sections with a recipe, in the order their initialisation finished (dependencies first). */
   readonly parts: string[] = [];
+  /** Which sections each section's values referred to: what a part depends on. */
+  readonly references = new Map<string, Set<string>>();
 
   constructor(readonly raw: Map<string, Map<string, string>>, private readonly onRecipe?: RecipeHook) {}
 
@@ -62,6 +64,30 @@ export class Evaluation {
     }
   }
 
+  noteReference(from: string, to: string): void {
+    if (from === to) return;
+    let targets = this.references.get(from);
+    if (!targets) this.references.set(from, (targets = new Set()));
+    targets.add(to);
+  }
+
+  /** The parts a section depends on: those it refers to, directly or through sections without a recipe. */
+  partDependencies(name: string): string[] {
+    const parts = new Set(this.parts);
+    const found = new Set<string>();
+    const seen = new Set<string>([name]);
+    const walk = (from: string): void => {
+      for (const to of this.references.get(from) ?? []) {
+        if (seen.has(to)) continue;
+        seen.add(to);
+        if (parts.has(to)) found.add(to);
+        else walk(to);
+      }
+    };
+    walk(name);
+    return [...found];
+  }
+
   recipeReady(options: SectionOptions): void {
     this.onRecipe?.(options, this);
     this.parts.push(options.name);
@@ -87,7 +113,10 @@ export class SectionOptions {
       }
     }
     if (this.name === 'buildout') return;
-    for (const dependency of pySplit(this.get('<part-dependencies>') ?? '')) this.evaluation.section(dependency);
+    for (const dependency of pySplit(this.get('<part-dependencies>') ?? '')) {
+      this.evaluation.noteReference(this.name, dependency);
+      this.evaluation.section(dependency);
+    }
     if (this.get('recipe')) this.evaluation.recipeReady(this);
   }
 
@@ -163,6 +192,7 @@ export class SectionOptions {
       const ref = piece.slice(start, end + 1);
       const [section, option] = parseReference(ref);
       const target = section || this.name;
+      this.evaluation.noteReference(this.name, target);
       let value: string | undefined;
       try {
         value = this.evaluation.section(target).get(option, seen);

@@ -1,0 +1,2 @@
+// The built-in recipes, registered under the names SlapOS profiles use (docs/recipes.md).
+export {};
