@@ -203,6 +203,12 @@ function evaluateMarker(marker: Marker, env: ReadonlyMap<string, string>): boole
     case 'in': return right.includes(left);
     case 'not in': return !right.includes(left);
   }
+  if ((marker.op === '==' || marker.op === '!=') && right.endsWith('.*')) {
+    // PEP 440 prefix match: `python_full_version == "3.11.*"`.
+    const [a, prefix] = [parseVersion(left), parseVersion(right.slice(0, -2))];
+    const match = a !== undefined && prefix !== undefined && prefix.release.every((n, i) => (a.release[i] ?? 0) === n);
+    return marker.op === '==' ? match : !match;
+  }
   const [a, b] = [parseVersion(left), parseVersion(right)];
   if (a && b) {
     const c = compareVersions(a, b);

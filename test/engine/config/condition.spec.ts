@@ -50,6 +50,7 @@ const cases: readonly (readonly [string, boolean])[] = [
   ['implementation_name == "cpython" or platform_system == "Windows"', true],
   ['"arm" in platform_release', true],
   ['python_version ~= "3.9"', true],
+  ['python_full_version == "3.11.*" and python_version != "3.10.*"', true],
 ];
 
 describe('engine/config conditions', () => {
