@@ -24,6 +24,7 @@ export interface ExtractOptions {
 
 /** Extracts `archive` into `destination` (created; it must be empty or absent); nothing is left there on failure. */
 export async function extractArchive(archive: string, destination: string, options: ExtractOptions = {}): Promise<void> {
+  archive = resolve(archive); // absolute: never read as an option by the tools it is given to
   destination = resolve(destination);
   const existing = await readdir(destination).catch((error: NodeJS.ErrnoException) => {
     if (error.code === 'ENOENT') return [];
@@ -63,21 +64,23 @@ type Format = 'tar' | 'zip' | 'bzip2' | 'xz';
 
 /** By content, not by name: downloads are often named after a URL. node-tar itself recognises gzip and zstd. */
 async function sniff(archive: string): Promise<Format> {
-  let head: Buffer;
+  let head: string;
   try {
     const file = await open(archive, 'r');
     try {
-      const { buffer, bytesRead } = await file.read(Buffer.alloc(8), 0, 8, 0);
-      head = buffer.subarray(0, bytesRead);
+      const { buffer, bytesRead } = await file.read(Buffer.alloc(512), 0, 512, 0);
+      head = buffer.toString('latin1', 0, bytesRead);
     } finally {
       await file.close();
     }
   } catch (error) {
     throw new ArchiveError(`cannot read archive ${archive}: ${(error as Error).message}`);
   }
-  if (head.subarray(0, 2).toString('latin1') === 'PK') return 'zip';
-  if (head.subarray(0, 3).toString('latin1') === 'BZh') return 'bzip2';
-  if (head.subarray(0, 6).equals(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]))) return 'xz';
+  // A plain tar starts with a file name, which could look like a magic number: its own magic comes first.
+  if (head.slice(257, 262) === 'ustar') return 'tar';
+  if (/^PK(\x03\x04|\x05\x06)/.test(head)) return 'zip';
+  if (/^BZh[1-9]/.test(head)) return 'bzip2';
+  if (head.startsWith('\xfd7zXZ\x00')) return 'xz';
   return 'tar';
 }
 
@@ -141,7 +144,7 @@ function escapes(path: string): boolean {
 }
 
 async function unzip(archive: string, tree: string): Promise<void> {
-  const names = await run('unzip', ['-Z1', '--', archive]);
+  const names = await run('unzip', ['-Z1', archive]);
   for (const name of names.split('\n').filter(Boolean)) {
     const problem = unsafePath(name);
     if (problem) throw new UnsafeArchiveError(`refusing archive ${archive}: entry '${name}' ${problem}`);

@@ -64,8 +64,7 @@ export async function download(request: DownloadRequest): Promise<string> {
   const scheme = /^([a-z][a-z0-9+.-]+):/i.exec(url)?.[1]?.toLowerCase(); // one letter is a Windows drive
   if (!url) throw new DownloadError('empty URL');
   if (scheme === undefined || scheme === 'file') {
-    const path = scheme ? fileURLToPath(new URL(url)) : resolve(request.baseDir ?? settings.directory, url);
-    return useLocal(url, path, checksum, signal);
+    return useLocal(url, scheme ? filePath(url) : resolve(request.baseDir ?? settings.directory, url), checksum, signal);
   }
   if (scheme !== 'http' && scheme !== 'https') throw new DownloadError(`unsupported URL scheme '${scheme}:' in '${url}'`);
 
@@ -219,6 +218,14 @@ function readableName(url: string): string {
 function fnmatch(text: string, pattern: string): boolean {
   const source = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
   return new RegExp(`^${source}$`, 's').test(text);
+}
+
+function filePath(url: string): string {
+  try {
+    return fileURLToPath(new URL(url));
+  } catch (error) {
+    throw new DownloadError(`invalid file URL '${url}': ${(error as Error).message}`);
+  }
 }
 
 async function isFile(path: string): Promise<boolean> {

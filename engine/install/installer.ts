@@ -69,6 +69,8 @@ export async function install(request: InstallRequest): Promise<InstallReport> {
   const report: InstallReport = { installed: [], updated: [], uninstalled: [] };
 
   const work = mkdtempSync(join(tmpdir(), 'slapmesh-build-'));
+  // Without a download cache, downloads live as long as this run.
+  const downloadSettings = settings.downloadCache ? settings : { ...settings, downloadCache: join(work, 'downloads') };
   const logs = new PartLogs(join(settings.directory, '.slapmesh', 'logs'), emit);
   try {
     for (const name of [...state.keys()].reverse()) {
@@ -89,7 +91,7 @@ export async function install(request: InstallRequest): Promise<InstallReport> {
         name, options: evaluation.section(name), buildout: settings, section: (n) => evaluation.section(n),
         signal, log, environment,
         created: (...paths) => created.push(...paths),
-        download: (url, checksum) => download({ url, ...(checksum ? { checksum } : {}), settings, log, signal, baseDir: settings.directory }),
+        download: (url, checksum) => download({ url, ...(checksum ? { checksum } : {}), settings: downloadSettings, log, signal, baseDir: settings.directory }),
         run: (command, runOptions) => runCommand(command, environment, log, signal, runOptions),
       };
     };
