@@ -27,10 +27,15 @@ export function registerInstall(buildout: Command, { io, setExit }: CommandConte
       if (!Number.isInteger(jobs) || jobs < 1) throw new CliError(`-j takes a positive number, not ${flags.jobs}`);
       const extra = flags.frozen ? [{ section: 'buildout', option: 'frozen', value: 'true' }] : [];
       const progress = new Progress(io);
+      // Ctrl-C stops the builds; the parts they were making are cleaned up like any failure.
+      const controller = new AbortController();
+      const stop = () => controller.abort(new Error('interrupted'));
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
       try {
         const report = await install({
           configFile: flags.config, cwd: io.cwd, jobs, assignments: [...assignments(args, flags), ...extra],
-          onEvent: (event) => progress.show(event),
+          onEvent: (event) => progress.show(event), signal: controller.signal,
         });
         progress.clear();
         const changed = report.installed.length + report.uninstalled.length;
@@ -43,6 +48,9 @@ export function registerInstall(buildout: Command, { io, setExit }: CommandConte
         }
         if (error instanceof RecipeError) throw new CliError(error.message);
         throw error;
+      } finally {
+        process.off('SIGINT', stop);
+        process.off('SIGTERM', stop);
       }
     });
 }
