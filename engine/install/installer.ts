@@ -57,7 +57,13 @@ export async function install(request: InstallRequest): Promise<InstallReport> {
       throw new RecipeError(`[${section.name}]: recipe ${spec} is not available in slapmesh (docs/recipes.md lists the built-in recipes)`);
     }
     recipes.set(section.name, recipe);
-    recipe.init?.({ name: section.name, options: section, buildout: settingsOf(ev), section: (name) => ev.section(name) });
+    recipe.init?.({
+      name: section.name, options: section, buildout: settingsOf(ev),
+      section: (name) => {
+        ev.noteReference(section.name, name); // what a recipe reads, it depends on
+        return ev.section(name);
+      },
+    });
   });
 
   const { parts, options } = selectParts(evaluation);

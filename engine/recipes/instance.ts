@@ -1,0 +1,331 @@
+// The instance-side recipes of slapos.cookbook in standalone mode (design.md §7): with no node to ask
+// (no server-url), slapconfiguration reads the instance's parameters from a JSON file and publish
+// writes its connection parameters to one; promise.plugin writes a check the node, or a person, runs.
+import { chmod, mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { MissingSectionError } from '../config/errors.js';
+import { registerRecipe, RecipeError, type PartContext, type Recipe, type RecipeInit } from '../install/recipe.js';
+
+// ---------------------------------------------------------------------------------------------
+// slapconfiguration
+
+/**
+ * The keys SlapOS's master adds to a partition's parameters, which slapconfiguration takes out and
+ * sets as options of their own (a standalone parameters file may hold them too).
+ */
+const RESERVED: Readonly<Record<string, string>> = {
+  slap_software_type: 'slap-software-type',
+  slap_computer_partition_id: 'slap-computer-partition-id',
+  slap_computer_id: 'slap-computer-id',
+  slap_software_release_url: 'slap-software-release-url',
+  slave_instance_list: 'slave-instance-list',
+  timestamp: 'timestamp',
+  instance_title: 'instance-title',
+  root_instance_title: 'root-instance-title',
+  root_instance_short_title: 'root-instance-short-title',
+};
+
+/** A standalone instance listens on loopback. */
+const LOOPBACK: readonly (readonly [string, string])[] = [['lo', '127.0.0.1'], ['lo', '::1']];
+
+function slapconfiguration(serialised: boolean): Recipe {
+  return {
+    version: '1',
+    init(part) {
+      const server = serverUrl(part);
+      if (server) {
+        throw new RecipeError(`[${part.name}] asking a node for the parameters (server-url ${server}) is not implemented yet; for a standalone instance leave server-url empty and set parameters-file`);
+      }
+      const given = readParameters(part);
+      const set = (key: string, value: string) => part.options.set(key, value);
+      // As SlapOS does: the section's own options are defaults, what the "master" gives wins.
+      const setDefault = (key: string, value: string) => {
+        if (!part.options.has(key)) set(key, value);
+      };
+
+      for (const [key, option] of Object.entries(RESERVED)) {
+        if (key in given) set(option, text(given[key]));
+        delete given[key];
+      }
+      setDefault('slap-software-type', 'default');
+      setDefault('instance-title', 'UNKNOWN Instance');
+      setDefault('root-instance-title', 'UNKNOWN');
+      setDefault('root-instance-short-title', 'UNKNOWN');
+      setDefault('instance-state', 'started');
+
+      const addresses = ipList(part, given['ip_list']);
+      delete given['ip_list'];
+      delete given['full_ip_list'];
+      const ipv4 = addresses.filter((ip) => !ip.includes(':')).sort();
+      const ipv6 = addresses.filter((ip) => ip.includes(':')).sort();
+      setDefault('ipv4', ipv4.join('\n'));
+      setDefault('ipv6', ipv6.join('\n'));
+      if (ipv4[0]) setDefault('ipv4-random', ipv4[0]);
+      if (ipv6[0]) setDefault('ipv6-random', ipv6[0]);
+      set('storage-dict', JSON.stringify(storageDict(part)));
+
+      let parameters: unknown = given;
+      if (serialised && typeof given['_'] === 'string') {
+        try {
+          parameters = JSON.parse(given['_']);
+        } catch (error) {
+          throw new RecipeError(`[${part.name}] the serialised parameters ("_") are not JSON: ${(error as Error).message}`);
+        }
+      }
+      set('configuration', JSON.stringify(parameters));
+      if (isObject(parameters)) {
+        for (const [key, value] of Object.entries(parameters)) {
+          // Names buildout cannot write as an option are left out, as SlapOS does (`configuration` has them).
+          if (!/[=:\n]/.test(key)) set(`configuration.${key}`, text(value));
+        }
+      }
+    },
+    install: async () => [],
+    update: async () => [],
+  };
+}
+
+/** The node's address for this instance: `server-url` (or `url`) of the section, else of [slap-connection]. */
+function serverUrl(part: RecipeInit): string | undefined {
+  return part.options.get('server-url')?.trim() || part.options.get('url')?.trim() || nodeUrl(part);
+}
+
+/** `server-url` of [slap-connection], which the node adds to the instance profile it runs. */
+function nodeUrl(part: RecipeInit): string | undefined {
+  try {
+    return part.section('slap-connection').get('server-url')?.trim() || undefined;
+  } catch (error) {
+    if (error instanceof MissingSectionError) return undefined;
+    throw error;
+  }
+}
+
+/** The parameters file as a JSON object; no file at all means no parameters. */
+function readParameters(part: RecipeInit): Record<string, unknown> {
+  const name = part.options.get('parameters-file')?.trim();
+  if (!name) return {};
+  const path = resolve(part.buildout.directory, name);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (error) {
+    throw new RecipeError(`[${part.name}] cannot read parameters-file ${path}: ${(error as Error).message}`);
+  }
+  if (!isObject(parsed)) throw new RecipeError(`[${part.name}] parameters-file ${path} must hold a JSON object`);
+  return parsed;
+}
+
+/** The addresses of `ip_list` (`[[interface, address], ...]`), loopback when the file gives none. */
+function ipList(part: RecipeInit, value: unknown): string[] {
+  if (value === undefined) return LOOPBACK.map(([, ip]) => ip);
+  if (!Array.isArray(value) || !value.every((pair) => Array.isArray(pair) && typeof pair[1] === 'string')) {
+    throw new RecipeError(`[${part.name}] ip_list must be a list of [interface, address] pairs`);
+  }
+  return [...new Set(value.map((pair: unknown[]) => pair[1] as string))];
+}
+
+/** `storage-home` holds a folder per kind of storage, each with a folder per partition: those of this one. */
+function storageDict(part: RecipeInit): Record<string, string> {
+  const home = part.options.get('storage-home')?.trim();
+  const partition = part.options.get('slap-computer-partition-id');
+  const found: Record<string, string> = {};
+  if (!home || !partition || !existsSync(home) || !statSync(home).isDirectory()) return found;
+  for (const kind of readdirSync(home)) {
+    const path = join(home, kind, partition);
+    if (existsSync(path) && statSync(path).isDirectory()) found[kind] = path;
+  }
+  return found;
+}
+
+// ---------------------------------------------------------------------------------------------
+// publish
+
+/**
+ * Every option but `recipe`, `location`, and those starting with `-` or `_` is a connection parameter
+ * (`-publish` lists them explicitly; `-extends` adds other sections' parameters, as SlapOS does).
+ * Standalone, they are written as a JSON object to `-connection-file`, default
+ * `${buildout:directory}/connection.json`.
+ */
+const publish: Recipe = {
+  version: '1',
+  install: publishConnection,
+  update: publishConnection,
+};
+
+async function publishConnection(part: PartContext): Promise<string[]> {
+  // Its own options are the parameters: only [slap-connection] says where a node is.
+  const server = nodeUrl(part);
+  if (server) throw new RecipeError(`[${part.name}] publishing to a node (server-url ${server}) is not implemented yet`);
+  const parameters = connectionParameters(part);
+  const file = resolve(part.buildout.directory, part.options.get('-connection-file')?.trim() || 'connection.json');
+  await writeAtomically(file, `${JSON.stringify(parameters, null, 2)}\n`, 0o644);
+  part.log(`Published ${Object.keys(parameters).join(', ') || 'nothing'} to ${file}`);
+  return [file];
+}
+
+function connectionParameters(part: PartContext): Record<string, string> {
+  const sections = new Set<string>();
+  const pending = [part.name];
+  while (pending.length) {
+    const name = pending.pop()!;
+    if (sections.has(name)) continue;
+    sections.add(name);
+    pending.push(...words(part.section(name).get('-extends')));
+  }
+  const parameters: Record<string, string> = {};
+  for (const name of [...sections].sort()) {
+    const section = part.section(name);
+    const listed = section.get('-publish');
+    const keys = listed === undefined ? section.keys().filter(isParameter) : words(listed);
+    for (const key of keys.sort()) parameters[key] = section.require(key);
+  }
+  return parameters;
+}
+
+function isParameter(option: string): boolean {
+  return option !== 'recipe' && option !== 'location' && !/^[-_<]/.test(option);
+}
+
+// ---------------------------------------------------------------------------------------------
+// promise.plugin
+
+/** The SlapOS promise plugins slapmesh can run, by module name (slapos.toolbox's `config-*` keys). */
+const CHECKS = ['check_url_available', 'check_socket_listening', 'check_port_listening', 'check_command_execute'];
+
+/**
+ * `output` (the file), `module` (`slapos.promise.plugin.<check>`), `config-<key>` (the check's
+ * settings). The file is an executable script run by this Node: it prints one line and exits 0 when
+ * the check passes, 1 when it fails.
+ */
+const promisePlugin: Recipe = {
+  version: '1',
+  init(part) {
+    promiseCheck(part);
+    part.options.require('output');
+  },
+  install: writePromise,
+  update: writePromise,
+};
+
+function promiseCheck(part: RecipeInit): { check: string; config: Record<string, string> } {
+  const module = part.options.get('module')?.trim();
+  if (!module) {
+    throw new RecipeError(`[${part.name}] needs module = slapos.promise.plugin.<check>${part.options.get('file') ? ' (a Python file promise cannot run in slapmesh)' : ''}`);
+  }
+  const check = module.split('.').pop()!;
+  if (!CHECKS.includes(check)) throw new RecipeError(`[${part.name}] promise ${module} is not supported by slapmesh (supported: ${CHECKS.join(', ')})`);
+  const config: Record<string, string> = {};
+  for (const key of part.options.keys().sort()) {
+    if (key.startsWith('config-')) config[key.slice('config-'.length)] = part.options.get(key) ?? '';
+  }
+  return { check, config };
+}
+
+async function writePromise(part: PartContext): Promise<string[]> {
+  const { check, config } = promiseCheck(part);
+  const output = resolve(part.buildout.directory, part.options.require('output'));
+  part.created(output);
+  const script = [
+    `#!${process.execPath}`,
+    `// Written by slapmesh for [${part.name}] (slapos.cookbook:promise.plugin, ${check}): prints one line,`,
+    '// exits 0 when the check passes, 1 when it fails.',
+    `(${runPromise.toString()})(${JSON.stringify(check)}, ${JSON.stringify(config, null, 2)});`,
+    '',
+  ].join('\n');
+  await mkdir(dirname(output), { recursive: true });
+  await writeAtomically(output, script, 0o755);
+  return [output];
+}
+
+/**
+ * The body of every promise script (its source is copied into the file, so it uses nothing from
+ * this module): SlapOS's check_url_available, check_socket_listening / check_port_listening and
+ * check_command_execute, with their config keys and defaults.
+ */
+function runPromise(check: string, config: Record<string, string>): void {
+  let finished = false;
+  const finish = (ok: boolean, message: string): void => {
+    if (finished) return;
+    finished = true;
+    process.stdout.write(`${message.replace(/\s+/g, ' ').trim()}\n`, () => process.exit(ok ? 0 : 1));
+  };
+  const seconds = Number(config['timeout'] || 20);
+  setTimeout(() => finish(false, `Error: no answer within ${seconds} s`), seconds * 1000);
+
+  if (check === 'check_url_available') {
+    const url = config['url'] ?? '';
+    if (!url) return finish(false, 'Error: config-url is not set');
+    const expected = Number(config['http-code'] || config['http_code'] || 200);
+    const ignoreCode = ['1', 'true'].includes(config['ignore-code'] ?? '');
+    const client = url.startsWith('https:') ? process.getBuiltinModule('node:https') : process.getBuiltinModule('node:http');
+    const auth = config['username'] ? `${config['username']}:${config['password'] ?? ''}` : undefined;
+    const verify = ['1', 'true'].includes(config['verify'] ?? '');
+    const request = client.get(url, { rejectUnauthorized: verify, ...(auth ? { auth } : {}) }, (response) => {
+      response.resume();
+      const code = response.statusCode ?? 0;
+      if (ignoreCode || code === expected) finish(true, `${url} answered ${code}`);
+      else finish(false, `Error: ${url} answered ${code}, expected ${expected}`);
+    });
+    request.on('error', (error) => finish(false, `Error: ${url} cannot be reached: ${error.message}`));
+  } else if (check === 'check_socket_listening' || check === 'check_port_listening') {
+    const net = process.getBuiltinModule('node:net');
+    const host = config['host'] || config['hostname'] || '';
+    const path = config['pathname'] || (config['abstract'] ? `\0${config['abstract']}` : '');
+    const port = Number(config['port']);
+    if (!path && (!host || !Number.isInteger(port))) return finish(false, 'Error: set config-host and config-port, config-pathname or config-abstract');
+    const where = path ? `socket ${config['pathname'] || `@${config['abstract']}`}` : `${host.includes(':') ? `[${host}]` : host}:${port}`;
+    const socket = path ? net.connect(path) : net.connect(port, host);
+    socket.on('connect', () => {
+      socket.destroy();
+      finish(true, `${where} is listening`);
+    });
+    socket.on('error', (error) => finish(false, `Error: nothing listening on ${where}: ${error.message}`));
+  } else if (check === 'check_command_execute') {
+    const command = config['command'] ?? '';
+    if (!command) return finish(false, 'Error: config-command is not set');
+    const child = process.getBuiltinModule('node:child_process').spawn('/bin/sh', ['-c', command], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    for (const stream of [child.stdout, child.stderr]) stream.on('data', (chunk: Buffer) => (output = (output + chunk.toString()).slice(-2000)));
+    child.on('close', (code) => {
+      const last = output.trim().split('\n').pop() ?? '';
+      finish(code === 0, code === 0 ? last || `${command} succeeded` : `Error: ${command} failed (exit ${code})${last ? `: ${last}` : ''}`);
+    });
+  } else {
+    finish(false, `Error: unknown check ${check}`);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** A parameter as an option: strings as they are, anything else as JSON. */
+function text(value: unknown): string {
+  return typeof value === 'string' ? value : JSON.stringify(value);
+}
+
+function words(value: string | undefined): string[] {
+  return (value ?? '').split(/\s+/).filter(Boolean);
+}
+
+/** A temporary file renamed into place: readers never see half a file. */
+async function writeAtomically(path: string, content: string, mode: number): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  const partial = `${path}.${process.pid}.part`;
+  try {
+    await writeFile(partial, content, { mode });
+    await chmod(partial, mode);
+    await rename(partial, path);
+  } finally {
+    await rm(partial, { force: true });
+  }
+}
+
+registerRecipe('slapos.cookbook:slapconfiguration', slapconfiguration(false));
+registerRecipe('slapos.cookbook:slapconfiguration.serialised', slapconfiguration(true));
+registerRecipe('slapos.cookbook:publish', publish);
+registerRecipe('slapos.cookbook:publish.serialised', publish);
+registerRecipe('slapos.cookbook:promise.plugin', promisePlugin);
