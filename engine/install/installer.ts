@@ -13,7 +13,7 @@ import { pyCompare, pySplit } from '../config/pytext.js';
 import { addLocation } from '../config/resolve.js';
 import { download } from './download.js';
 import { cleanEnvironment, runCommand } from './environment.js';
-import { readInstalled, SIGNATURE, writeInstalled, type InstalledPart, type InstalledState } from './installed.js';
+import { readInstalled, SIGNATURE, writeInstalled, type InstalledPart } from './installed.js';
 import { findRecipe, RecipeError, type BuildoutSettings, type PartContext, type Recipe } from './recipe.js';
 import '../recipes/index.js';
 

@@ -11,7 +11,8 @@ import { MissingSectionError } from '../config/errors.js';
 import { readInstalled } from '../install/installed.js';
 import { install, type InstallEvent } from '../install/installer.js';
 import { registerRecipe, RecipeError, type PartContext, type PartOptions, type Recipe, type RecipeInit } from '../install/recipe.js';
-import { octalMode, partPath, pyJson, writeFileIfChanged } from './template.js';
+import { pyJson } from './jinja2.js';
+import { octalMode, partPath, writeFileIfChanged } from './template.js';
 
 const TRUE_VALUES = ['y', 'yes', '1', 'true'];
 

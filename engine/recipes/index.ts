@@ -1,8 +1,7 @@
 // The built-in recipes, registered under the names SlapOS profiles use (docs/recipes.md).
-export {};
 import './cmmi.js';
+import './command.js';
+import './cookbook.js';
 import './download.js';
 import './instance.js';
 import './template.js';
-import './cookbook.js';
-import './command.js';
