@@ -79,10 +79,11 @@ describe('cli: slapmesh buildout', () => {
     }
   });
 
-  it('demo resolves the example release', async () => {
+  it('demo builds the example release, runs an instance and fetches its greeting', async function () {
+    this.timeout(60_000);
     const r = await run(dir, 'demo');
-    assert.equal(r.code, 0);
-    assert.match(r.stdout, /parts to install: hello-server, instance-profile/);
-    assert.match(r.stdout, /0 with errors/);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /parts: hello-server, instance-profile/);
+    assert.match(r.stdout, /the instance says: Hello slapmesh!/);
   });
 });
