@@ -4,6 +4,10 @@ import { Command, CommanderError } from 'commander';
 import { ConfigError } from '../engine/config/errors.js';
 import { registerBuildout } from './buildout/index.js';
 import { registerDemo } from './demo/index.js';
+import { registerNode } from './node/index.js';
+import { registerPeers } from './peers/index.js';
+import { registerTrust } from './trust/index.js';
+import { ControlError, NodeNotRunningError } from '../node/control.js';
 import { CliError, EXIT_FAILED, processIo, type CliIo } from './io.js';
 
 export function version(): string {
@@ -21,6 +25,9 @@ export function getCli(io: CliIo): { program: Command; exitCode: () => number } 
     .exitOverride()
     .configureOutput({ writeOut: io.stdout, writeErr: io.stderr });
   const context = { io, setExit: (code: number) => (exitCode = code) };
+  registerNode(program, context);
+  registerPeers(program, context);
+  registerTrust(program, context);
   registerBuildout(program, context);
   registerDemo(program, context);
   return { program, exitCode: () => exitCode };
@@ -41,6 +48,10 @@ export async function main(argv: readonly string[], io: CliIo = processIo()): Pr
     if (error instanceof CommanderError) return error.exitCode;
     if (error instanceof ConfigError) {
       io.stderr(`${error.message}\n`);
+      return EXIT_FAILED;
+    }
+    if (error instanceof NodeNotRunningError || error instanceof ControlError) {
+      io.stderr(`slapmesh: ${error.message}\n`);
       return EXIT_FAILED;
     }
     if (error instanceof CliError) {

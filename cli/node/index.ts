@@ -1,0 +1,98 @@
+// `slapmesh node start|status` and `slapmesh join`: run a node in the foreground, or ask the running one.
+import { Command } from 'commander';
+import { callControl } from '../../node/control.js';
+import { defaultDataDir } from '../../node/data-dir.js';
+import { SlapmeshNode, type NodeOptions } from '../../node/node.js';
+import { CliError, EXIT_OK, type CliIo } from '../io.js';
+import type { CommandContext } from '../main.js';
+
+export const DEFAULT_LISTEN = '/ip4/0.0.0.0/tcp/4001';
+
+/** The data directory every command uses: --data-dir, else $SLAPMESH_HOME, else ~/.slapmesh. */
+export function dataDirOf(command: Command, io: CliIo): string {
+  const flag = (command.optsWithGlobals() as { dataDir?: string }).dataDir;
+  return flag ?? defaultDataDir(io.env);
+}
+
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+interface StartFlags {
+  listen?: string[];
+  bootstrap?: string[];
+  trust?: string[];
+  open?: boolean;
+  private?: boolean;
+  trustAnyBuilder?: boolean;
+  cacheQuota?: string;
+  partitions: string;
+  ports?: string;
+  verbose?: boolean;
+  json?: boolean;
+}
+
+function addStartOptions(command: Command): Command {
+  return command
+    .option('--listen <multiaddr>', `address to listen on, repeatable (default ${DEFAULT_LISTEN})`, collect)
+    .option('--bootstrap <multiaddr>', 'a peer to join through (…/p2p/<PeerId>), repeatable', collect)
+    .option('--trust <peer>', 'a PeerId to trust, repeatable', collect)
+    .option('--open', 'let untrusted peers request releases this node already supplies')
+    .option('--private', 'only trusted peers may connect')
+    .option('--trust-any-builder', 'use cache entries signed by any peer')
+    .option('--cache-quota <size>', 'size limit of the build cache (e.g. 20G)')
+    .option('--partitions <n>', 'instances this node can host', '50')
+    .option('--ports <range>', 'local ports partitions may use, A-B')
+    .option('--verbose', 'debug lines in the log')
+    .option('--json', 'print {"peerId", "addresses"} as one JSON line');
+}
+
+/** Runs a node until SIGINT or SIGTERM. */
+async function runNode(command: Command, flags: StartFlags, { io, setExit }: CommandContext, extraBootstrap: string[] = []): Promise<void> {
+  const partitions = Number(flags.partitions);
+  if (!Number.isInteger(partitions) || partitions < 0) throw new CliError(`--partitions takes a number, not ${flags.partitions}`);
+  const options: NodeOptions = {
+    dataDir: dataDirOf(command, io),
+    listen: flags.listen?.length ? flags.listen : [DEFAULT_LISTEN],
+    bootstrap: [...extraBootstrap, ...(flags.bootstrap ?? [])],
+    trust: flags.trust ?? [],
+    open: Boolean(flags.open),
+    private: Boolean(flags.private),
+    trustAnyBuilder: Boolean(flags.trustAnyBuilder),
+    partitions,
+    verbose: Boolean(flags.verbose),
+    stderr: io.stderr,
+    // Tests and simulations run meshes faster than people need.
+    ...(io.env['SLAPMESH_ADVERT_INTERVAL_MS'] ? { advertIntervalMs: Number(io.env['SLAPMESH_ADVERT_INTERVAL_MS']) } : {}),
+  };
+  const node = new SlapmeshNode(options);
+  try {
+    await node.start();
+  } catch (error) {
+    const e = error as Error;
+    if (['DataDirLockedError', 'InvalidMultiaddrError', 'InvalidPeerIdError', 'IdentityError', 'StoreError'].includes(e.name)) throw new CliError(e.message);
+    if ((e as NodeJS.ErrnoException).code === 'EADDRINUSE') throw new CliError(`cannot listen: ${e.message}`);
+    throw error;
+  }
+  io.stdout(flags.json ? `${JSON.stringify({ peerId: node.peerId, addresses: node.addresses() })}\n` : `peer ${node.peerId}\n${node.addresses().join('\n')}\n`);
+  await new Promise<void>((done) => {
+    process.once('SIGINT', done);
+    process.once('SIGTERM', done);
+  });
+  await node.stop();
+  setExit(EXIT_OK);
+}
+
+export function registerNode(program: Command, context: CommandContext): void {
+  const node = program.command('node').description('run a node, or ask the running one');
+  addStartOptions(node.command('start').description('run a node in the foreground until Ctrl-C; prints its PeerId and addresses'))
+    .action(async (flags: StartFlags, command: Command) => runNode(command, flags, context));
+  node.command('status')
+    .description('the running node: PeerId, addresses, peers, connections')
+    .option('--json', 'one JSON object')
+    .action(async (flags: { json?: boolean }, command: Command) => {
+      const status = (await callControl(dataDirOf(command, context.io), 'status')) as Record<string, unknown>;
+      context.io.stdout(flags.json ? `${JSON.stringify(status)}\n` : Object.entries(status).map(([k, v]) => `${k}: ${Array.isArray(v) ? v.join(' ') : String(v)}`).join('\n') + '\n');
+      context.setExit(EXIT_OK);
+    });
+  addStartOptions(program.command('join').description('run a node that joins the mesh through MULTIADDR (node start with that bootstrap peer)').argument('<multiaddr>'))
+    .action(async (address: string, flags: StartFlags, command: Command) => runNode(command, flags, context, [address]));
+}

@@ -1,0 +1,76 @@
+// The libp2p host of a node: TCP, Noise, Yamux, identify, ping, kad-dht and gossipsub, set up for
+// a private mesh (research/p2p.md: kad-dht's defaults drop private addresses and stay client-only,
+// 5 inbound dials/s per host resets busy meshes, discovered peers are not dialled).
+import { noise } from '@chainsafe/libp2p-noise';
+import { yamux } from '@chainsafe/libp2p-yamux';
+import { bootstrap } from '@libp2p/bootstrap';
+import { gossipsub, type GossipSub } from '@libp2p/gossipsub';
+import { identify, type Identify } from '@libp2p/identify';
+import type { Libp2p, PeerId, PrivateKey } from '@libp2p/interface';
+import { kadDHT, passthroughMapper, type KadDHT } from '@libp2p/kad-dht';
+import { ping, type Ping } from '@libp2p/ping';
+import { tcp } from '@libp2p/tcp';
+import { multiaddr, type Multiaddr } from '@multiformats/multiaddr';
+import { createLibp2p } from 'libp2p';
+
+export const DHT_PROTOCOL = '/slapmesh/kad/1.0.0';
+
+export type HostServices = { identify: Identify; ping: Ping; dht: KadDHT; pubsub: GossipSub };
+export type Host = Libp2p<HostServices>;
+
+export interface HostInit {
+  readonly privateKey: PrivateKey;
+  readonly listen: readonly string[];
+  readonly bootstrap: readonly string[];
+  /** With `privateMesh`, only peers for which this is true may connect (checked once Noise authenticated them). */
+  readonly isTrusted: (peer: PeerId) => boolean;
+  readonly privateMesh: boolean;
+}
+
+export class InvalidMultiaddrError extends Error {
+  override name = 'InvalidMultiaddrError';
+}
+
+/** Parses a multiaddr given by a person, with an error that says which one and why. */
+export function parseMultiaddr(text: string, what: string, needsPeer = false): Multiaddr {
+  let ma: Multiaddr;
+  try {
+    ma = multiaddr(text);
+  } catch (error) {
+    throw new InvalidMultiaddrError(`invalid ${what} multiaddr ${JSON.stringify(text)}: ${(error as Error).message}`);
+  }
+  if (needsPeer && !ma.getComponents().some((c) => c.name === 'p2p')) {
+    throw new InvalidMultiaddrError(`${what} multiaddr ${text} must end with /p2p/<PeerId> (as printed by slapmesh node start)`);
+  }
+  return ma;
+}
+
+export async function createHost(init: HostInit): Promise<Host> {
+  const listen = init.listen.map((a) => parseMultiaddr(a, '--listen').toString());
+  const peers = init.bootstrap.map((a) => parseMultiaddr(a, '--bootstrap', true).toString());
+  const deny = (peer: PeerId) => init.privateMesh && !init.isTrusted(peer);
+  return createLibp2p({
+    privateKey: init.privateKey,
+    addresses: { listen },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    peerDiscovery: peers.length ? [bootstrap({ list: peers, timeout: 10 })] : [],
+    connectionManager: {
+      // Many nodes on one host dial each other at once; the default (5/s per host) resets them.
+      inboundConnectionThreshold: 10_000,
+      maxIncomingPendingConnections: 256,
+      maxConnections: 500,
+    },
+    connectionGater: {
+      denyInboundEncryptedConnection: deny,
+      denyOutboundEncryptedConnection: deny,
+    },
+    services: {
+      identify: identify(),
+      ping: ping(),
+      dht: kadDHT({ protocol: DHT_PROTOCOL, clientMode: false, peerInfoMapper: passthroughMapper }),
+      pubsub: gossipsub({ allowPublishToZeroTopicPeers: true, heartbeatInterval: 500, D: 6, Dlo: 3, Dhi: 10 }),
+    },
+  });
+}

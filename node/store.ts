@@ -1,0 +1,297 @@
+// The node's durable state in `<dataDir>/node.db` (node:sqlite): peers and their adverts, trusted peers,
+// software releases, and small settings. One writer node per file (the data directory lock), but other
+// connections (a second store, the sqlite3 shell) may read it at the same time: WAL lets them.
+import { DatabaseSync, type SQLInputValue, type SQLOutputValue, type StatementSync } from 'node:sqlite';
+
+export const STORE_FILE = 'node.db';
+/** How long a statement waits for another connection's write lock before failing with SQLITE_BUSY. */
+const BUSY_TIMEOUT_MS = 5_000;
+
+export interface StoredPeer {
+  peerId: string;
+  addresses: string[];
+  /** The signed advert as received, JSON text. */
+  advert: string;
+  /** ms since the epoch. */
+  lastSeen: number;
+}
+
+export interface StoredRelease {
+  cid: string;
+  name: string;
+  state: 'building' | 'available' | 'error';
+  path?: string;
+  error?: string;
+  updatedAt: number;
+}
+
+/**
+ * The schema, one migration per version: `PRAGMA user_version` is the number applied. Append only; never edit
+ * one that has shipped. STRICT tables refuse values of the wrong type instead of storing them.
+ */
+const MIGRATIONS: readonly string[] = [
+  `CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
+   CREATE TABLE peers (
+     peer_id TEXT PRIMARY KEY,
+     addresses TEXT NOT NULL, -- JSON array of multiaddrs
+     advert TEXT NOT NULL,
+     last_seen INTEGER NOT NULL
+   ) STRICT;
+   CREATE INDEX peers_by_last_seen ON peers (last_seen);
+   CREATE TABLE trust (peer_id TEXT PRIMARY KEY, added_at INTEGER NOT NULL) STRICT;
+   CREATE TABLE releases (
+     cid TEXT PRIMARY KEY,
+     name TEXT NOT NULL,
+     state TEXT NOT NULL CHECK (state IN ('building', 'available', 'error')),
+     path TEXT,
+     error TEXT,
+     updated_at INTEGER NOT NULL
+   ) STRICT;
+   CREATE INDEX releases_by_state ON releases (state);`,
+];
+
+/** The schema version this code writes and understands. */
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+/** The database was written by a newer slapmesh: this one would not know its tables. */
+export class StoreVersionError extends Error {
+  override name = 'StoreVersionError';
+
+  constructor(readonly path: string, readonly version: number, readonly supported: number) {
+    super(`${path} has schema version ${version}, but this slapmesh knows versions up to ${supported}: ` +
+      'run a newer slapmesh with this data directory');
+  }
+}
+
+const SQLITE_NOTADB = 26;
+
+/** The file is not an SQLite database (or its header is damaged); it is left as it is. */
+export class StoreCorruptError extends Error {
+  override name = 'StoreCorruptError';
+
+  constructor(readonly path: string) {
+    super(`${path} is not an SQLite database: restore it from a backup, or move it away to start afresh`);
+  }
+}
+
+export class NodeStore {
+  readonly #db: DatabaseSync;
+  readonly #statements = new Map<string, StatementSync>();
+
+  private constructor(db: DatabaseSync) {
+    this.#db = db;
+  }
+
+  /** Opens (creating if needed) and migrates the database at `path`. */
+  static open(path: string): NodeStore {
+    const db = new DatabaseSync(path, { timeout: BUSY_TIMEOUT_MS, enableForeignKeyConstraints: true });
+    try {
+      // Refuse a newer database before changing anything in it, even its journal mode.
+      const version = readVersion(db, path);
+      if (version > SCHEMA_VERSION) throw new StoreVersionError(path, version, SCHEMA_VERSION);
+      db.exec('PRAGMA journal_mode = WAL');
+      // FULL: a committed transaction survives a power cut too, not only a crash of the process.
+      db.exec('PRAGMA synchronous = FULL');
+      const store = new NodeStore(db);
+      store.#migrate(path);
+      return store;
+    } catch (error) {
+      db.close();
+      throw error;
+    }
+  }
+
+  close(): void {
+    if (!this.#db.isOpen) return;
+    this.#statements.clear();
+    this.#db.close();
+  }
+
+  get schemaVersion(): number {
+    return readVersion(this.#db);
+  }
+
+  upsertPeer(peer: StoredPeer): void {
+    this.#write(() => this.#run(
+      `INSERT INTO peers (peer_id, addresses, advert, last_seen) VALUES (?, ?, ?, ?)
+       ON CONFLICT (peer_id) DO UPDATE SET
+         addresses = excluded.addresses, advert = excluded.advert, last_seen = excluded.last_seen`,
+      peer.peerId, JSON.stringify(peer.addresses), peer.advert, peer.lastSeen,
+    ));
+  }
+
+  getPeer(peerId: string): StoredPeer | undefined {
+    const row = this.#statement(`${SELECT_PEER} WHERE peer_id = ?`).get(peerId);
+    return row && toPeer(row);
+  }
+
+  /** Sorted by peerId. */
+  listPeers(): StoredPeer[] {
+    return this.#statement(`${SELECT_PEER} ORDER BY peer_id`).all().map(toPeer);
+  }
+
+  deletePeer(peerId: string): void {
+    this.#write(() => this.#run('DELETE FROM peers WHERE peer_id = ?', peerId));
+  }
+
+  /** Forgets the peers not seen since `time` (ms epoch); returns their ids, sorted. */
+  deletePeersSeenBefore(time: number): string[] {
+    const rows = this.#write(() => this.#statement('DELETE FROM peers WHERE last_seen < ? RETURNING peer_id').all(time));
+    return rows.map((row) => text(row, 'peer_id')).sort();
+  }
+
+  /** False if the peer was already trusted (its first date is kept). */
+  addTrust(peerId: string, at: number = Date.now()): boolean {
+    return this.#write(() => this.#run('INSERT INTO trust (peer_id, added_at) VALUES (?, ?) ON CONFLICT DO NOTHING', peerId, at)) > 0;
+  }
+
+  /** False if the peer was not trusted. */
+  removeTrust(peerId: string): boolean {
+    return this.#write(() => this.#run('DELETE FROM trust WHERE peer_id = ?', peerId)) > 0;
+  }
+
+  /** Sorted. */
+  listTrust(): string[] {
+    return this.#statement('SELECT peer_id FROM trust ORDER BY peer_id').all().map((row) => text(row, 'peer_id'));
+  }
+
+  isTrusted(peerId: string): boolean {
+    return this.#statement('SELECT 1 AS found FROM trust WHERE peer_id = ?').get(peerId) !== undefined;
+  }
+
+  upsertRelease(release: StoredRelease): void {
+    this.#write(() => this.#run(
+      `INSERT INTO releases (cid, name, state, path, error, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+       ON CONFLICT (cid) DO UPDATE SET
+         name = excluded.name, state = excluded.state, path = excluded.path, error = excluded.error,
+         updated_at = excluded.updated_at`,
+      release.cid, release.name, release.state, release.path ?? null, release.error ?? null, release.updatedAt,
+    ));
+  }
+
+  getRelease(cid: string): StoredRelease | undefined {
+    const row = this.#statement(`${SELECT_RELEASE} WHERE cid = ?`).get(cid);
+    return row && toRelease(row);
+  }
+
+  /** All releases, or those in `state`; sorted by name, then cid. */
+  listReleases(state?: StoredRelease['state']): StoredRelease[] {
+    const rows = state === undefined
+      ? this.#statement(`${SELECT_RELEASE} ORDER BY name, cid`).all()
+      : this.#statement(`${SELECT_RELEASE} WHERE state = ? ORDER BY name, cid`).all(state);
+    return rows.map(toRelease);
+  }
+
+  getMeta(key: string): string | undefined {
+    const row = this.#statement('SELECT value FROM meta WHERE key = ?').get(key);
+    return row && text(row, 'value');
+  }
+
+  setMeta(key: string, value: string): void {
+    this.#write(() => this.#run(
+      'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value', key, value,
+    ));
+  }
+
+  /**
+   * Applies the missing migrations, each in its own transaction with the version it sets. The version is read
+   * inside the transaction: a second process opening the same new file waits, then finds the work done.
+   */
+  #migrate(path: string): void {
+    for (;;) {
+      const done = this.#write(() => {
+        const version = readVersion(this.#db);
+        if (version > SCHEMA_VERSION) throw new StoreVersionError(path, version, SCHEMA_VERSION);
+        const migration = MIGRATIONS[version];
+        if (migration === undefined) return true;
+        this.#db.exec(migration);
+        this.#db.exec(`PRAGMA user_version = ${version + 1}`);
+        return false;
+      });
+      if (done) return;
+    }
+  }
+
+  /**
+   * Runs `work` in a transaction, rolled back if it throws. IMMEDIATE takes the write lock up front (waiting up
+   * to the busy timeout), so that a transaction never fails half-way on a lock another connection holds.
+   */
+  #write<T>(work: () => T): T {
+    this.#db.exec('BEGIN IMMEDIATE');
+    try {
+      const result = work();
+      this.#db.exec('COMMIT');
+      return result;
+    } catch (error) {
+      if (this.#db.isTransaction) this.#db.exec('ROLLBACK');
+      throw error;
+    }
+  }
+
+  /** Runs a write statement; returns the number of rows it changed. */
+  #run(sql: string, ...values: SQLInputValue[]): number {
+    return Number(this.#statement(sql).run(...values).changes);
+  }
+
+  /** Statements are compiled once per store and reused. */
+  #statement(sql: string): StatementSync {
+    let statement = this.#statements.get(sql);
+    if (statement === undefined) {
+      statement = this.#db.prepare(sql);
+      this.#statements.set(sql, statement);
+    }
+    return statement;
+  }
+}
+
+const SELECT_PEER = 'SELECT peer_id, addresses, advert, last_seen FROM peers';
+const SELECT_RELEASE = 'SELECT cid, name, state, path, error, updated_at FROM releases';
+
+type Row = Record<string, SQLOutputValue>;
+
+function readVersion(db: DatabaseSync, path?: string): number {
+  let row: Row | undefined;
+  try {
+    row = db.prepare('PRAGMA user_version').get();
+  } catch (error) {
+    if (path !== undefined && (error as { errcode?: number }).errcode === SQLITE_NOTADB) throw new StoreCorruptError(path);
+    throw error;
+  }
+  return row === undefined ? 0 : integer(row, 'user_version');
+}
+
+function toPeer(row: Row): StoredPeer {
+  return {
+    peerId: text(row, 'peer_id'),
+    addresses: JSON.parse(text(row, 'addresses')) as string[],
+    advert: text(row, 'advert'),
+    lastSeen: integer(row, 'last_seen'),
+  };
+}
+
+function toRelease(row: Row): StoredRelease {
+  const release: StoredRelease = {
+    cid: text(row, 'cid'),
+    name: text(row, 'name'),
+    state: text(row, 'state') as StoredRelease['state'], // the CHECK constraint keeps it one of the three
+    updatedAt: integer(row, 'updated_at'),
+  };
+  const path = row['path'];
+  const error = row['error'];
+  if (typeof path === 'string') release.path = path;
+  if (typeof error === 'string') release.error = error;
+  return release;
+}
+
+// The STRICT schema guarantees the column types; these narrow them for TypeScript.
+function text(row: Row, column: string): string {
+  const value = row[column];
+  if (typeof value !== 'string') throw new TypeError(`column ${column} is not text`);
+  return value;
+}
+
+function integer(row: Row, column: string): number {
+  const value = row[column];
+  if (typeof value !== 'number') throw new TypeError(`column ${column} is not a number`);
+  return value;
+}

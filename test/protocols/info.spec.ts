@@ -1,0 +1,158 @@
+// The info protocol between real libp2p nodes on loopback TCP (noise, yamux, identify).
+import { strict as assert } from 'node:assert';
+import { noise } from '@chainsafe/libp2p-noise';
+import { yamux } from '@chainsafe/libp2p-yamux';
+import { identify } from '@libp2p/identify';
+import { generateKeyPair } from '@libp2p/crypto/keys';
+import type { Libp2p, PrivateKey, Stream } from '@libp2p/interface';
+import { tcp } from '@libp2p/tcp';
+import { lpStream } from '@libp2p/utils';
+import { createLibp2p } from 'libp2p';
+import { signAdvert, type Advert } from '../../node/advert.js';
+import { INFO_PROTOCOL, infoProtocol, type InfoLogger, type InfoProtocol } from '../../protocols/info/index.js';
+
+async function createNode(privateKey?: PrivateKey): Promise<Libp2p> {
+  return createLibp2p({
+    ...(privateKey ? { privateKey } : {}),
+    addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    services: { identify: identify() },
+    connectionManager: { inboundConnectionThreshold: 10_000 },
+  });
+}
+
+function recordingLogger(lines: string[]): InfoLogger {
+  const log = ((message: string) => void lines.push(message)) as InfoLogger;
+  log.error = (message) => lines.push(`error: ${message}`);
+  log.debug = (message) => lines.push(`debug: ${message}`);
+  return log;
+}
+
+function advertOf(node: Libp2p): Advert {
+  const peerId = node.peerId.toString();
+  return {
+    peerId, seq: 1, time: Date.now(),
+    addresses: node.getMultiaddrs().map((ma) => ma.toString()),
+    hardware: { cpus: 2, cpuModel: 'test', memory: 1024, freeMemory: 512, disk: 4096, arch: 'x64', os: 'linux-x64-glibc', libc: 'glibc', load: [0, 0, 0], partitions: { total: 2, free: 2 } },
+    releases: [],
+  };
+}
+
+type RogueMode = 'silent' | 'garbage' | 'not-an-advert' | 'oversized' | 'another-peer' | 'hang-up';
+
+describe('protocols/info', function () {
+  this.timeout(10_000);
+  let server: Libp2p;
+  let client: Libp2p;
+  let rogue: Libp2p;
+  let bare: Libp2p;
+  let serverInfo: InfoProtocol;
+  let clientInfo: InfoProtocol;
+  let serverWire: Uint8Array;
+  let mode: RogueMode = 'silent';
+  const serverLog: string[] = [];
+  let slowAdvert: Promise<Uint8Array> | undefined;
+
+  before(async () => {
+    const serverKey = await generateKeyPair('Ed25519');
+    [server, client, rogue, bare] = await Promise.all([createNode(serverKey), createNode(), createNode(), createNode()]);
+    serverWire = await signAdvert(advertOf(server), serverKey);
+    serverInfo = infoProtocol({ getAdvert: () => slowAdvert ?? serverWire, handlerTimeoutMs: 200 })({ libp2p: server, logger: recordingLogger(serverLog) });
+    await serverInfo.start();
+    clientInfo = infoProtocol({ getAdvert: () => new Uint8Array(), timeoutMs: 500 })({ libp2p: client, logger: recordingLogger([]) });
+    await rogue.handle(INFO_PROTOCOL, async (stream: Stream) => {
+      switch (mode) {
+        case 'silent': // keeps the stream open and never answers
+          await new Promise((resolve) => stream.addEventListener('close', resolve, { once: true }));
+          return;
+        case 'garbage':
+          stream.send(new Uint8Array(32).fill(0xff));
+          break;
+        case 'not-an-advert':
+          await lpStream(stream).write(new TextEncoder().encode('{"hello": "world"}'));
+          break;
+        case 'oversized': // announces a 1 MiB message
+          await lpStream(stream).write(new Uint8Array(1024 * 1024));
+          break;
+        case 'another-peer': // a valid advert, but of someone else
+          await lpStream(stream).write(serverWire);
+          break;
+        case 'hang-up':
+          break;
+      }
+      await stream.close();
+    });
+  });
+
+  after(async () => {
+    await serverInfo.stop();
+    await Promise.all([server, client, rogue, bare].map((node) => node.stop()));
+  });
+
+  it('fetches and verifies a peer\'s advert, by address and by PeerId', async () => {
+    const byAddress = await clientInfo.fetch(server.getMultiaddrs()[0]!);
+    assert.deepEqual(byAddress, JSON.parse((JSON.parse(new TextDecoder().decode(serverWire)) as { payload: string }).payload));
+    const { advert, wire } = await clientInfo.fetchSigned(server.peerId, { signal: AbortSignal.timeout(2_000) });
+    assert.equal(advert.peerId, server.peerId.toString());
+    assert.deepEqual(wire, serverWire);
+  });
+
+  it('answers several fetches in parallel', async () => {
+    const adverts = await Promise.all([1, 2, 3].map(() => clientInfo.fetch(server.peerId)));
+    assert.deepEqual(new Set(adverts.map((a) => a.peerId)), new Set([server.peerId.toString()]));
+  });
+
+  it('gives up on a peer that does not answer: InfoTimeoutError', async () => {
+    mode = 'silent';
+    await assert.rejects(clientInfo.fetch(rogue.getMultiaddrs()[0]!), { name: 'InfoTimeoutError' });
+  });
+
+  it('the caller\'s signal aborts a fetch with its own error', async () => {
+    mode = 'silent';
+    const controller = new AbortController();
+    const fetching = clientInfo.fetch(rogue.getMultiaddrs()[0]!, { signal: controller.signal });
+    setImmediate(() => controller.abort());
+    await assert.rejects(fetching, { name: 'AbortError' });
+  });
+
+  for (const [what, rogueMode, reason] of [
+    ['bytes that are not a length-prefixed message', 'garbage', /length|EOF/i],
+    ['a message that is not an advert', 'not-an-advert', /invalid advert/],
+    ['a message longer than the limit', 'oversized', /too long|overflow/],
+    ['the advert of another peer', 'another-peer', /came from/],
+    ['no message at all', 'hang-up', /EOF/],
+  ] as const) {
+    it(`refuses an answer of ${what}: InvalidInfoResponseError`, async () => {
+      mode = rogueMode;
+      await assert.rejects(clientInfo.fetch(rogue.getMultiaddrs()[0]!), (error: Error) => {
+        assert.equal(error.name, 'InvalidInfoResponseError', error.message);
+        assert.match(error.message, reason);
+        return true;
+      });
+    });
+  }
+
+  it('the handler gives up after its own timeout', async () => {
+    slowAdvert = new Promise(() => undefined);
+    try {
+      // the server resets the stream long before the client's own timeout (500 ms)
+      await assert.rejects(clientInfo.fetch(server.peerId), { name: 'StreamResetError' });
+      assert.ok(serverLog.some((line) => /^debug: info answer .* failed/.test(line)), serverLog.join('\n'));
+    } finally {
+      slowAdvert = undefined;
+    }
+  });
+
+  it('a peer without the protocol, or once it stopped: UnsupportedProtocolError', async () => {
+    await assert.rejects(clientInfo.fetch(bare.getMultiaddrs()[0]!), { name: 'UnsupportedProtocolError' });
+    await serverInfo.stop();
+    try {
+      await assert.rejects(clientInfo.fetch(server.peerId), { name: 'UnsupportedProtocolError' });
+    } finally {
+      await serverInfo.start();
+    }
+    assert.equal((await clientInfo.fetch(server.peerId)).peerId, server.peerId.toString());
+  });
+});
