@@ -103,7 +103,7 @@ export class SlapmeshNode {
         privateKey, listen: this.options.listen, bootstrap: this.options.bootstrap,
         isTrusted: (peer) => store.isTrusted(peer.toString()), privateMesh: this.options.private,
       }));
-      this.info = infoProtocol({ getAdvert: () => this.adverts!.current() })({ libp2p: host, logger: this.logs.forComponent('info') });
+      this.info = infoProtocol({ getAdvert: () => this.adverts!.signed() })({ libp2p: host, logger: this.logs.forComponent('info') });
       this.adverts = new AdvertService({
         key: privateKey, peerId: host.peerId.toString(), table: this.table,
         intervalMs: this.options.advertIntervalMs ?? DEFAULT_ADVERT_INTERVAL_MS,
@@ -203,7 +203,8 @@ export class SlapmeshNode {
     const host = this.host;
     if (!host || peer.peerId === host.peerId.toString()) return;
     const id = parsePeerId(peer.peerId);
-    if (host.getConnections(id).length > 0 || peer.addresses.length === 0) return;
+    // Of two nodes that learn of each other, the one with the smaller PeerId dials: one connection, not two.
+    if (host.getConnections(id).length > 0 || peer.addresses.length === 0 || peer.peerId < host.peerId.toString()) return;
     host.dial(peer.addresses.map((a) => parseMultiaddr(a, 'advertised'))).catch(() => undefined);
   }
 

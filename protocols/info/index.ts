@@ -7,7 +7,7 @@
  *
  * @example
  * ```ts
- * const info = infoProtocol({ getAdvert: () => adverts.current() })({ libp2p: node, logger: log })
+ * const info = infoProtocol({ getAdvert: () => adverts.signed() })({ libp2p: node, logger: log })
  * await info.start()
  * const advert = await info.fetch(peerId, { signal: AbortSignal.timeout(2_000) })
  * ```

@@ -50,6 +50,21 @@ describe('node: a mesh on loopback', function () {
     }
   });
 
+  it('keeps receiving adverts with more than ten nodes on one host (no colocation penalty)', async () => {
+    const first = await start();
+    const others = await Promise.all(Array.from({ length: 11 }, () => start({ bootstrap: [first.addresses()[0]!] })));
+    const all = [first, ...others];
+    await Promise.all(all.map((node) => knows(node, all.filter((n) => n !== node).map((n) => n.peerId))));
+    // Three more rounds of adverts from every peer, after gossipsub has scored its peers.
+    await Promise.all(all.map(async (node) => {
+      const rounds = new Map<string, number>();
+      while ([...rounds.values()].filter((n) => n >= 3).length < all.length - 1) {
+        const [event] = (await once(node.table, 'peer:updated')) as [CustomEvent<{ peerId: string }>];
+        rounds.set(event.detail.peerId, (rounds.get(event.detail.peerId) ?? 0) + 1);
+      }
+    }));
+  });
+
   it('forgets a node that stopped, once it has been silent longer than the TTL', async () => {
     const a = await start();
     const b = await start({ bootstrap: [a.addresses()[0]!] });
