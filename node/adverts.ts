@@ -60,6 +60,9 @@ export interface AdvertServiceComponents {
 }
 
 /** current() before the first advert was signed (start() signs it). */
+/** The shortest time between two adverts published because peers joined. */
+export const REPUBLISH_MIN_GAP_MS = 1_000;
+
 export class AdvertNotReadyError extends Error {
   override name = 'AdvertNotReadyError';
 }
@@ -103,6 +106,7 @@ export class AdvertService {
     }
     this.pubsub.topicValidators.set(ADVERT_TOPIC, this.validate);
     this.pubsub.addEventListener('message', this.onMessage);
+    this.pubsub.addEventListener('subscription-change', this.onSubscriptionChange);
     this.pubsub.subscribe(ADVERT_TOPIC);
     try {
       await this.refresh();
@@ -120,6 +124,9 @@ export class AdvertService {
     this.timer = undefined;
     this.shutdown.abort(new Error('the advert service stopped'));
     this.pubsub.removeEventListener('message', this.onMessage);
+    this.pubsub.removeEventListener('subscription-change', this.onSubscriptionChange);
+    clearTimeout(this.soonTimer);
+    this.soonTimer = undefined;
     if (this.pubsub.topicValidators.get(ADVERT_TOPIC) === this.validate) this.pubsub.topicValidators.delete(ADVERT_TOPIC);
     try {
       this.pubsub.unsubscribe(ADVERT_TOPIC);
@@ -177,6 +184,23 @@ export class AdvertService {
     this.ask(peer).catch((error: Error) => this.init.log.debug(`asking ${peer} for its advert: ${error.message}`));
   };
 
+  private soonTimer?: NodeJS.Timeout;
+  private lastPublished = -Infinity;
+
+  /**
+   * A peer newly subscribed to the topic has none of our adverts yet: publish again soon rather than
+   * at the next interval, at most once per `REPUBLISH_MIN_GAP_MS`, so a burst of joins costs little.
+   */
+  private readonly onSubscriptionChange = (event: CustomEvent<{ subscriptions: { topic: string; subscribe: boolean }[] }>): void => {
+    if (!this.started || this.soonTimer || !event.detail.subscriptions.some((s) => s.topic === ADVERT_TOPIC && s.subscribe)) return;
+    const wait = Math.max(0, this.lastPublished + REPUBLISH_MIN_GAP_MS - this.now());
+    this.soonTimer = setTimeout(() => {
+      this.soonTimer = undefined;
+      this.refresh().catch((error: Error) => this.init.log.error(`advert not refreshed: ${error.message}`));
+    }, wait);
+    this.soonTimer.unref();
+  };
+
   private schedule(): void {
     if (!this.started) return;
     this.timer = setTimeout(() => void this.tick(), this.intervalMs);
@@ -213,6 +237,7 @@ export class AdvertService {
     for (const resolve of this.waiting.splice(0)) resolve(wire);
     if (!this.started) return;
     try {
+      this.lastPublished = this.now();
       await this.pubsub.publish(ADVERT_TOPIC, wire);
     } catch (error) {
       this.init.log.debug(`advert ${seq} not published: ${(error as Error).message}`);
@@ -243,10 +268,21 @@ export class AdvertService {
     return wire;
   }
 
+  private readonly lastReported = new Map<string, number>();
+
+  /** A refused advert is logged, once a minute at most per sender, so a hostile peer cannot flood the log. */
+  private reportDropped(sender: string, line: string): void {
+    const now = this.now();
+    if (now - (this.lastReported.get(sender) ?? -Infinity) < 60_000) return this.init.log.debug(line);
+    if (this.lastReported.size > 10_000) this.lastReported.clear();
+    this.lastReported.set(sender, now);
+    this.init.log.error(line);
+  }
+
   /** Verifies a gossiped advert; undefined (and a log line) when it is refused. */
   private async check(msg: Message): Promise<Advert | undefined> {
     if (msg.type !== 'signed') {
-      this.init.log.debug('dropped an unsigned advert message');
+      this.reportDropped('an unsigned peer', 'dropped an unsigned advert message');
       return undefined;
     }
     try {
@@ -257,7 +293,7 @@ export class AdvertService {
         maxAgeMs: this.init.maxAdvertAgeMs ?? DEFAULT_MAX_ADVERT_AGE_MS,
       });
     } catch (error) {
-      this.init.log.debug(`dropped an advert from ${msg.from}: ${(error as Error).message}`);
+      this.reportDropped(msg.from.toString(), `dropped an advert from ${msg.from}: ${(error as Error).message}`);
       return undefined;
     }
   }

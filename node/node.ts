@@ -36,6 +36,8 @@ export interface NodeOptions {
 export const DEFAULT_ADVERT_INTERVAL_MS = 5_000;
 export const DIAL_TIMEOUT_MS = 10_000;
 const PERSIST_PEER_EVERY_MS = 30_000;
+/** A node dials discovered peers until it has this many connections (it still accepts more). */
+const WANTED_CONNECTIONS = 12;
 
 /** What `slapmesh peers --json` prints for each peer (design.md §8). */
 export interface PeerView {
@@ -128,7 +130,7 @@ export class SlapmeshNode {
       });
       host.addEventListener('peer:discovery', (event) => {
         const id = event.detail.id;
-        if (host.getConnections(id).length === 0) host.dial(id).catch((error: Error) => log.debug(`dial ${id}: ${error.message}`));
+        if (host.getConnections(id).length === 0 && host.getConnections().length < WANTED_CONNECTIONS) host.dial(id).catch((error: Error) => log.debug(`dial ${id}: ${error.message}`));
       });
       host.addEventListener('connection:open', (event) => {
         this.connections.dispatchEvent(new CustomEvent('connection:open', { detail: event.detail.remotePeer.toString() }));
@@ -205,6 +207,8 @@ export class SlapmeshNode {
     const id = parsePeerId(peer.peerId);
     // Of two nodes that learn of each other, the one with the smaller PeerId dials: one connection, not two.
     if (host.getConnections(id).length > 0 || peer.addresses.length === 0 || peer.peerId < host.peerId.toString()) return;
+    // Gossip reaches everyone through a few connections each; connecting every pair costs N² handshakes.
+    if (host.getConnections().length >= WANTED_CONNECTIONS) return;
     host.dial(peer.addresses.map((a) => parseMultiaddr(a, 'advertised'))).catch(() => undefined);
   }
 

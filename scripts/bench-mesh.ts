@@ -10,11 +10,11 @@ import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { callControl } from '../node/control.js';
-import { SlapmeshNode } from '../node/node.js';
+import { DEFAULT_ADVERT_INTERVAL_MS, SlapmeshNode } from '../node/node.js';
 import { removeTree, writeTree } from '../test/helpers/files.js';
 
 const BIN = fileURLToPath(new URL('../cli/bin.js', import.meta.url));
-const ADVERT_INTERVAL_MS = 1000;
+const ADVERT_INTERVAL_MS = DEFAULT_ADVERT_INTERVAL_MS;
 
 function rssMiB(): number {
   globalThis.gc?.();
