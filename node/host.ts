@@ -72,6 +72,8 @@ export async function createHost(init: HostInit): Promise<Host> {
       dht: kadDHT({ protocol: DHT_PROTOCOL, clientMode: false, peerInfoMapper: passthroughMapper }),
       pubsub: gossipsub({
         allowPublishToZeroTopicPeers: true, heartbeatInterval: 500, D: 6, Dlo: 3, Dhi: 10,
+        // Publish to the mesh only: flooding every topic peer multiplies copies (each verified) by the connection count.
+        floodPublish: false,
         // The default penalty for more than 10 peers on one IP graylists every peer of a mesh that
         // shares a host (simulations, one machine, one NAT): adverts then stop flowing past ~10 nodes.
         scoreParams: { IPColocationFactorWeight: 0 },
