@@ -9,6 +9,7 @@ import type { PrivateKey } from '@libp2p/interface';
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id';
 import { multiaddr } from '@multiformats/multiaddr';
 import { CID } from 'multiformats/cid';
+import type { Hardware } from './hardware.js';
 
 /** Largest advert on the wire, wrapper and signature included. */
 export const MAX_ADVERT_BYTES = 64 * 1024;
@@ -21,22 +22,8 @@ export const MAX_RELEASE_NAME_LENGTH = 256;
 /** How far in the future an advert's time may be (clocks of different machines differ). */
 export const DEFAULT_MAX_CLOCK_SKEW_MS = 60_000;
 
-/** What a node says about its machine; the same shape as node/hardware.ts's `Hardware`. */
-export interface AdvertHardware {
-  cpus: number;
-  cpuModel: string;
-  /** Bytes. */
-  memory: number;
-  /** Bytes. */
-  freeMemory: number;
-  /** Free bytes on the data directory's file system. */
-  disk: number;
-  arch: string;
-  os: string;
-  libc: string;
-  load: [number, number, number];
-  partitions: { total: number; free: number };
-}
+/** What a node says about its machine: what node/hardware.ts probes. */
+export type AdvertHardware = Hardware;
 
 export interface AdvertRelease {
   cid: string;
