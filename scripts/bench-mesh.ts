@@ -1,4 +1,5 @@
-// npm run bench:mesh — how fast a mesh converges and what a node costs in memory:
+// npm run bench:mesh — how fast a mesh converges and what a node costs in memory
+// (BENCH_MESH_SHARED=20,50 and BENCH_MESH_PROCESSES=20 choose the sizes):
 //   nodes sharing one process (20 and 50): time from all listening until every node has every other
 //   node's advert, and the memory per additional node (targets: 50 nodes < 5 s, < 25 MB per node);
 //   one process per node (20): the same time, and the memory of each process.
@@ -86,11 +87,14 @@ async function processPerNode(n: number): Promise<{ seconds: number; rssMiB: num
   }
 }
 
+const sizes = (name: string, fallback: string) => (process.env[name] ?? fallback).split(',').filter(Boolean).map(Number);
 console.log(`bench:mesh (adverts every ${ADVERT_INTERVAL_MS} ms, 127.0.0.1, one bootstrap node)`);
-for (const n of [20, 50]) {
+for (const n of sizes('BENCH_MESH_SHARED', '20,50')) {
   const r = await sharedProcess(n);
   console.log(`  ${n} nodes in one process: converged in ${r.seconds.toFixed(2)} s (target for 50: < 5 s), ${r.perNodeMiB.toFixed(1)} MiB per node (target < 25)`);
 }
-const p = await processPerNode(20);
-const mean = p.rssMiB.reduce((a, b) => a + b, 0) / p.rssMiB.length;
-console.log(`  20 nodes, one process each: converged in ${p.seconds.toFixed(2)} s, ${mean.toFixed(0)} MiB per process (min ${Math.min(...p.rssMiB).toFixed(0)}, max ${Math.max(...p.rssMiB).toFixed(0)})`);
+for (const n of sizes('BENCH_MESH_PROCESSES', '20')) {
+  const p = await processPerNode(n);
+  const mean = p.rssMiB.reduce((a, b) => a + b, 0) / p.rssMiB.length;
+  console.log(`  ${n} nodes, one process each: converged in ${p.seconds.toFixed(2)} s, ${mean.toFixed(0)} MiB per process (min ${Math.min(...p.rssMiB).toFixed(0)}, max ${Math.max(...p.rssMiB).toFixed(0)})`);
+}
