@@ -3,7 +3,6 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -11,6 +10,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { install } from '../../engine/install/installer.js';
+import { freePort } from '../../node/ports.js';
 import { CliError, EXIT_OK } from '../io.js';
 import type { CommandContext } from '../main.js';
 
@@ -58,14 +58,6 @@ export function registerDemo(program: Command, { io, setExit }: CommandContext):
     });
 }
 
-async function freePort(): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as AddressInfo;
-  server.close();
-  await once(server, 'close');
-  return port;
-}
 
 /** Runs a service (in its own process group) until `body` is done; it is ready once it prints `listening on`. */
 async function withService<T>(path: string, body: () => Promise<T>): Promise<T> {

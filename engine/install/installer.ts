@@ -6,7 +6,7 @@ import { createWriteStream, existsSync, mkdirSync, mkdtempSync, rmSync, type Wri
 import { tmpdir } from 'node:os';
 import { isAbsolute, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { loadConfiguration, startEvaluation, type ConfigurationRequest } from '../config/configuration.js';
+import { describeSubstitutionError, loadConfiguration, startEvaluation, type ConfigurationRequest } from '../config/configuration.js';
 import { SubstitutionError } from '../config/errors.js';
 import type { Evaluation, SectionOptions } from '../config/options.js';
 import { pyCompare, pySplit } from '../config/pytext.js';
@@ -69,7 +69,9 @@ export async function install(request: InstallRequest): Promise<InstallReport> {
   const { parts, options } = selectParts(evaluation);
   const settings = settingsOf(evaluation);
   for (const dir of [settings.binDirectory, settings.partsDirectory]) mkdirSync(dir, { recursive: true });
-  const signatures = signParts(parts, options, recipes, evaluation);
+  // Which parts each part depends on, worked out once: signatures and scheduling both need it.
+  const dependencies = new Map(parts.map((name) => [name, evaluation.partDependencies(name)]));
+  const signatures = signParts(parts, options, recipes, dependencies);
   const installedPath = evaluation.section('buildout').require('installed');
   const state = readInstalled(installedPath);
   const report: InstallReport = { installed: [], updated: [], uninstalled: [] };
@@ -144,7 +146,7 @@ export async function install(request: InstallRequest): Promise<InstallReport> {
       }
     };
 
-    await runInOrder(parts, (name) => evaluation.partDependencies(name), Math.max(1, request.jobs ?? 1), buildPart);
+    await runInOrder(parts, (name) => dependencies.get(name) ?? [], Math.max(1, request.jobs ?? 1), buildPart);
     return report;
   } finally {
     await logs.closeAll();
@@ -165,7 +167,7 @@ function selectParts(evaluation: Evaluation): { parts: string[]; options: Map<st
       if (!options.has(name)) options.set(name, snapshot(evaluation.section(name)));
     }
   } catch (error) {
-    if (error instanceof SubstitutionError) throw new InstallError(`cannot evaluate the parts: ${error.message.replace(/\n/g, ' ')}${error.chain.length ? ` (${error.chain.join(' -> ')})` : ''}`);
+    if (error instanceof SubstitutionError) throw new InstallError(`cannot evaluate the parts: ${describeSubstitutionError(error)}`);
     throw error;
   }
   return { parts: [...options.keys()], options };
@@ -183,13 +185,13 @@ function snapshot(section: SectionOptions): Record<string, string> {
  * A part's signature: its recipe (and the recipe's version), its options, and the signatures
  * of the parts it depends on (as SlapOS's fork does), so a changed dependency rebuilds it.
  */
-function signParts(parts: readonly string[], options: Map<string, Record<string, string>>, recipes: Map<string, Recipe>, evaluation: Evaluation): Map<string, string> {
+function signParts(parts: readonly string[], options: Map<string, Record<string, string>>, recipes: Map<string, Recipe>, dependencies: Map<string, string[]>): Map<string, string> {
   const signatures = new Map<string, string>();
   for (const name of parts) {
     const hash = createHash('sha256');
     const spec = options.get(name)!['recipe'] ?? '';
     hash.update(JSON.stringify([spec, recipes.get(name)?.version ?? '1', options.get(name)]));
-    for (const dep of evaluation.partDependencies(name).sort()) hash.update(`${dep}=${signatures.get(dep) ?? ''}`);
+    for (const dep of [...(dependencies.get(name) ?? [])].sort()) hash.update(`${dep}=${signatures.get(dep) ?? ''}`);
     signatures.set(name, `${spec}@${recipes.get(name)?.version ?? '1'}-${hash.digest('hex').slice(0, 32)}`);
   }
   return signatures;

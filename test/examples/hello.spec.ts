@@ -2,25 +2,16 @@ import { strict as assert } from 'node:assert';
 import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { install } from '../../engine/install/installer.js';
+import { freePort } from '../../node/ports.js';
 import { removeTree } from '../helpers/files.js';
 
 const RELEASE = fileURLToPath(new URL('../../../examples/hello/software.cfg', import.meta.url));
 
-/** A port nothing listens on right now. */
-async function freePort(): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as AddressInfo;
-  server.close();
-  await once(server, 'close');
-  return port;
-}
 
 function runPromise(path: string): Promise<{ code: number; output: string }> {
   return new Promise((resolve) => {
