@@ -87,8 +87,18 @@ export async function signAdvert(advert: Advert, key: PrivateKey): Promise<Uint8
   return wire;
 }
 
-/** Checks an advert received from anyone; throws AdvertError saying why it is refused. */
-export async function verifyAdvert(bytes: Uint8Array, options: VerifyAdvertOptions = {}): Promise<Advert> {
+/** An advert whose wire form parsed and whose fields are valid, but whose signature is not checked yet. */
+export interface UnverifiedAdvert {
+  advert: Advert;
+  payload: string;
+  signature: Uint8Array;
+}
+
+/**
+ * Parses an advert received from anyone (size, UTF-8, JSON, schema) without checking its signature:
+ * enough to tell whether it is worth verifying. Throws AdvertError saying why it is refused.
+ */
+export function readAdvert(bytes: Uint8Array): UnverifiedAdvert {
   if (bytes.byteLength > MAX_ADVERT_BYTES) {
     throw new AdvertError('too-large', `advert is ${bytes.byteLength} bytes, more than ${MAX_ADVERT_BYTES}`);
   }
@@ -102,8 +112,12 @@ export async function verifyAdvert(bytes: Uint8Array, options: VerifyAdvertOptio
   const payload = wrapper.payload;
   if (typeof payload !== 'string') throw new AdvertError('malformed', 'advert payload must be a string');
   const advert = validateAdvert(parseJson(payload, 'advert payload'));
-  const signature = decodeSignature(wrapper.signature);
+  return { advert, payload, signature: decodeSignature(wrapper.signature) };
+}
 
+/** Checks an advert received from anyone (wire bytes, or what readAdvert made of them); throws AdvertError saying why it is refused. */
+export async function verifyAdvert(received: Uint8Array | UnverifiedAdvert, options: VerifyAdvertOptions = {}): Promise<Advert> {
+  const { advert, payload, signature } = received instanceof Uint8Array ? readAdvert(received) : received;
   if (options.expectedPeer !== undefined && advert.peerId !== options.expectedPeer) {
     throw new AdvertError('peer-mismatch', `advert of ${advert.peerId} came from ${options.expectedPeer}`);
   }

@@ -2,6 +2,14 @@
 // intervalMs, receives the others' into the peer table, asks peers directly (info protocol) when they
 // connect, and expires peers that went quiet.
 //
+// Joining: gossip carries adverts as they are published, so a new node would wait up to an interval
+// for each peer's next one. Instead its first few asks also fetch the adverts the peer holds of others
+// (info protocol), and it publishes its own again as soon as it has a mesh peer, if its first publish
+// reached no one. The others publish nothing because someone joined: in a mesh of N nodes, N republishes
+// at every join would cost N² messages. Gossip misses what was published before a node was in the
+// mesh, so each node also pulls the adverts of a random peer now and then (anti-entropy): a few times
+// soon after start, then every interval.
+//
 // Sequence numbers: seq changes only when the content (addresses, hardware, releases) changes, and is
 // then max(previous seq + 1, clock ms), so it keeps increasing across restarts without being stored.
 // Hardware holds load and free memory, so in practice most periodic adverts carry a new seq. When
@@ -18,14 +26,19 @@ import type { AbortOptions, PeerId, PrivateKey } from '@libp2p/interface';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { setMaxListeners } from 'node:events';
 import {
-  AdvertError, DEFAULT_MAX_CLOCK_SKEW_MS, MAX_ADVERT_ADDRESSES, MAX_ADVERT_RELEASES, signAdvert, verifyAdvert, type Advert,
+  AdvertError, DEFAULT_MAX_CLOCK_SKEW_MS, MAX_ADVERT_ADDRESSES, MAX_ADVERT_RELEASES, readAdvert, signAdvert, verifyAdvert, type Advert,
 } from './advert.js';
 import type { Logger } from './log.js';
 import { isNewerAdvert, type PeerTable } from './peer-table.js';
-import type { InfoProtocol } from '../protocols/info/index.js';
+import { MAX_OTHER_ADVERTS, type InfoProtocol } from '../protocols/info/index.js';
 
 export const ADVERT_TOPIC = 'slapmesh/adverts/1.0.0';
-export const DEFAULT_ADVERT_INTERVAL_MS = 5_000;
+/**
+ * Every node re-announces itself this often (and at once when its content changes, through refresh()).
+ * Each advert costs every node in the mesh a delivery and a few duplicate copies, so the mesh's
+ * traffic grows with N²/interval: 15 s keeps 50 nodes on one core well under a tenth of its time.
+ */
+export const DEFAULT_ADVERT_INTERVAL_MS = 15_000;
 /**
  * Gossiped adverts signed longer ago than this (plus the clock skew) are replays: live nodes re-sign
  * every few seconds. It matches gossipsub's seen-cache (120 s), which catches quicker replays.
@@ -35,7 +48,12 @@ export const DEFAULT_MAX_ADVERT_AGE_MS = 120_000;
 export type AdvertContent = Omit<Advert, 'peerId' | 'seq' | 'time'>;
 
 /** The part of gossipsub the service uses (node.services.pubsub). */
-export type AdvertPubSub = Pick<GossipSub, 'subscribe' | 'unsubscribe' | 'publish' | 'addEventListener' | 'removeEventListener' | 'topicValidators'>;
+export type AdvertPubSub = Pick<GossipSub, 'subscribe' | 'unsubscribe' | 'publish' | 'addEventListener' | 'removeEventListener' | 'topicValidators' | 'getSubscribers'>;
+
+export interface AskOptions extends AbortOptions {
+  /** Also fetch the adverts the peer holds of others (default: only for the first JOIN_SYNC_ASKS asks after start). */
+  others?: boolean;
+}
 
 export interface AdvertServiceInit {
   key: PrivateKey;
@@ -59,9 +77,12 @@ export interface AdvertServiceComponents {
   info: Pick<InfoProtocol, 'fetchSigned'>;
 }
 
-/** current() before the first advert was signed (start() signs it). */
-/** The shortest time between two adverts published because peers joined. */
+/** The shortest time between two adverts published because our mesh gained a peer. */
 export const REPUBLISH_MIN_GAP_MS = 1_000;
+/** How many asks after start() also fetch the adverts the peer holds of others. */
+export const JOIN_SYNC_ASKS = 3;
+/** After start, pulls from a random peer happen after these delays, then every interval. */
+export const SYNC_DELAYS_MS = [1_000, 2_000, 4_000, 8_000];
 
 export class AdvertNotReadyError extends Error {
   override name = 'AdvertNotReadyError';
@@ -100,13 +121,14 @@ export class AdvertService {
   async start(): Promise<void> {
     if (this.started) return;
     this.started = true;
+    this.unheard = true;
     if (this.shutdown.signal.aborted) {
       this.shutdown = new AbortController();
       setMaxListeners(Infinity, this.shutdown.signal);
     }
     this.pubsub.topicValidators.set(ADVERT_TOPIC, this.validate);
     this.pubsub.addEventListener('message', this.onMessage);
-    this.pubsub.addEventListener('subscription-change', this.onSubscriptionChange);
+    this.pubsub.addEventListener('gossipsub:graft', this.onGraft);
     this.pubsub.subscribe(ADVERT_TOPIC);
     try {
       await this.refresh();
@@ -115,16 +137,19 @@ export class AdvertService {
       throw error;
     }
     this.schedule();
+    this.syncRound = 0;
+    this.scheduleSync();
   }
 
   async stop(): Promise<void> {
     if (!this.started) return;
     this.started = false;
     clearTimeout(this.timer);
-    this.timer = undefined;
+    clearTimeout(this.syncTimer);
+    this.timer = this.syncTimer = undefined;
     this.shutdown.abort(new Error('the advert service stopped'));
     this.pubsub.removeEventListener('message', this.onMessage);
-    this.pubsub.removeEventListener('subscription-change', this.onSubscriptionChange);
+    this.pubsub.removeEventListener('gossipsub:graft', this.onGraft);
     clearTimeout(this.soonTimer);
     this.soonTimer = undefined;
     if (this.pubsub.topicValidators.get(ADVERT_TOPIC) === this.validate) this.pubsub.topicValidators.delete(ADVERT_TOPIC);
@@ -161,21 +186,51 @@ export class AdvertService {
   /**
    * Asks a peer for its advert directly (a newly connected peer, or peers a joining node knows) and
    * offers it to the table; an answer no newer than what we hold still counts as hearing from the
-   * peer. Concurrent asks of one peer share one request. Works before start(); stop() aborts asks.
+   * peer. With `others`, the adverts it holds of other peers are offered too (see AskOptions). Concurrent
+   * asks of one peer share one request. Works before start(); stop() aborts asks.
    */
-  ask(peer: PeerId | string, options: AbortOptions = {}): Promise<void> {
+  ask(peer: PeerId | string, options: AskOptions = {}): Promise<void> {
     const id = peer.toString();
     if (id === this.init.peerId) return Promise.resolve();
     const pending = this.asking.get(id);
     if (pending) return pending;
+    let others = options.others;
+    if (others === undefined) {
+      others = this.syncAsksLeft > 0;
+      if (others) this.syncAsksLeft--;
+    }
     const run = (async () => {
       const signal = options.signal ? AbortSignal.any([options.signal, this.shutdown.signal]) : this.shutdown.signal;
       const target = typeof peer === 'string' ? peerIdFromString(peer) : peer;
-      const { advert, wire } = await this.info.fetchSigned(target, { signal });
-      if (!this.init.table.offer(advert, wire)) this.init.table.touch(advert.peerId);
+      const answer = await this.info.fetchSigned(target, { signal, others: others ? MAX_OTHER_ADVERTS : 0 });
+      if (!this.init.table.offer(answer.advert, answer.wire)) this.init.table.touch(answer.advert.peerId);
+      for (const wire of answer.others) await this.offerSecondHand(wire, id);
     })().finally(() => this.asking.delete(id));
     this.asking.set(id, run);
     return run;
+  }
+
+  /** The adverts this node holds of others, for the info protocol's answer (the newest first). */
+  known(max: number): Uint8Array[] {
+    return this.init.table.list().sort((a, b) => b.lastSeen - a.lastSeen).slice(0, max).map((peer) => peer.wire);
+  }
+
+  /**
+   * An advert relayed by `via`: verified only if newer than what we hold, and dated by its signing
+   * time, not by now — a relayed copy is no sign of life, so a dead peer's advert cannot keep itself
+   * alive by going round the mesh.
+   */
+  private async offerSecondHand(wire: Uint8Array, via: string): Promise<void> {
+    try {
+      const unverified = readAdvert(wire);
+      const known = this.init.table.get(unverified.advert.peerId);
+      if (unverified.advert.peerId === this.init.peerId || (known && !isNewerAdvert(unverified.advert, known.advert))) return;
+      const advert = await verifyAdvert(unverified, this.verifyOptions());
+      this.init.table.offer(advert, wire, Math.min(this.now(), advert.time));
+    } catch (error) {
+      if (!(error instanceof AdvertError)) throw error;
+      this.reportDropped(via, `dropped an advert relayed by ${via}: ${error.message}`);
+    }
   }
 
   /** For `node.addEventListener('peer:connect', adverts.onPeerConnect)`: asks the peer, logs failures. */
@@ -186,13 +241,16 @@ export class AdvertService {
 
   private soonTimer?: NodeJS.Timeout;
   private lastPublished = -Infinity;
+  /** Whether the latest advert was published to no one (before this node had mesh peers). */
+  private unheard = true;
+  private syncAsksLeft = JOIN_SYNC_ASKS;
 
   /**
-   * A peer newly subscribed to the topic has none of our adverts yet: publish again soon rather than
-   * at the next interval, at most once per `REPUBLISH_MIN_GAP_MS`, so a burst of joins costs little.
+   * Our mesh gained a peer: if our latest advert reached no one, publish it again soon (at most once per
+   * `REPUBLISH_MIN_GAP_MS`), rather than leaving the mesh without it until the next interval.
    */
-  private readonly onSubscriptionChange = (event: CustomEvent<{ subscriptions: { topic: string; subscribe: boolean }[] }>): void => {
-    if (!this.started || this.soonTimer || !event.detail.subscriptions.some((s) => s.topic === ADVERT_TOPIC && s.subscribe)) return;
+  private readonly onGraft = (event: CustomEvent<{ topic: string }>): void => {
+    if (!this.started || !this.unheard || this.soonTimer || event.detail.topic !== ADVERT_TOPIC) return;
     const wait = Math.max(0, this.lastPublished + REPUBLISH_MIN_GAP_MS - this.now());
     this.soonTimer = setTimeout(() => {
       this.soonTimer = undefined;
@@ -200,6 +258,23 @@ export class AdvertService {
     }, wait);
     this.soonTimer.unref();
   };
+
+  private syncTimer?: NodeJS.Timeout;
+  private syncRound = 0;
+
+  private scheduleSync(): void {
+    if (!this.started) return;
+    this.syncTimer = setTimeout(() => void this.sync(), SYNC_DELAYS_MS[this.syncRound++] ?? this.intervalMs);
+    this.syncTimer.unref();
+  }
+
+  /** Pulls the adverts a random peer of the topic holds. */
+  private async sync(): Promise<void> {
+    const peers = this.pubsub.getSubscribers(ADVERT_TOPIC);
+    const peer = peers[Math.floor(Math.random() * peers.length)];
+    if (peer) await this.ask(peer, { others: true }).catch((error: Error) => this.init.log.debug(`sync with ${peer}: ${error.message}`));
+    this.scheduleSync();
+  }
 
   private schedule(): void {
     if (!this.started) return;
@@ -238,7 +313,7 @@ export class AdvertService {
     if (!this.started) return;
     try {
       this.lastPublished = this.now();
-      await this.pubsub.publish(ADVERT_TOPIC, wire);
+      this.unheard = (await this.pubsub.publish(ADVERT_TOPIC, wire)).recipients.length === 0;
     } catch (error) {
       this.init.log.debug(`advert ${seq} not published: ${(error as Error).message}`);
     }
@@ -286,16 +361,19 @@ export class AdvertService {
       return undefined;
     }
     try {
-      return await verifyAdvert(msg.data, {
-        expectedPeer: msg.from.toString(),
-        now: this.now(),
-        maxClockSkewMs: this.init.maxClockSkewMs ?? DEFAULT_MAX_CLOCK_SKEW_MS,
-        maxAgeMs: this.init.maxAdvertAgeMs ?? DEFAULT_MAX_ADVERT_AGE_MS,
-      });
+      return await verifyAdvert(msg.data, { ...this.verifyOptions(), expectedPeer: msg.from.toString() });
     } catch (error) {
       this.reportDropped(msg.from.toString(), `dropped an advert from ${msg.from}: ${(error as Error).message}`);
       return undefined;
     }
+  }
+
+  private verifyOptions() {
+    return {
+      now: this.now(),
+      maxClockSkewMs: this.init.maxClockSkewMs ?? DEFAULT_MAX_CLOCK_SKEW_MS,
+      maxAgeMs: this.init.maxAdvertAgeMs ?? DEFAULT_MAX_ADVERT_AGE_MS,
+    };
   }
 
   private readonly validate = async (_source: PeerId, msg: Message): Promise<TopicValidatorResult> => {

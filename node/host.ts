@@ -14,6 +14,7 @@ import { multiaddr, type Multiaddr } from '@multiformats/multiaddr';
 import { createLibp2p } from 'libp2p';
 
 export const DHT_PROTOCOL = '/slapmesh/kad/1.0.0';
+const SELF_QUERY_INTERVAL_MS = 5 * 60_000;
 
 export type HostServices = { identify: Identify; ping: Ping; dht: KadDHT; pubsub: GossipSub };
 export type Host = Libp2p<HostServices>;
@@ -45,6 +46,8 @@ export function parseMultiaddr(text: string, what: string, needsPeer = false): M
   return ma;
 }
 
+const toHex = (bytes: Uint8Array | undefined) => (bytes ? Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex') : '');
+
 export async function createHost(init: HostInit): Promise<Host> {
   const listen = init.listen.map((a) => parseMultiaddr(a, '--listen').toString());
   const peers = init.bootstrap.map((a) => parseMultiaddr(a, '--bootstrap', true).toString());
@@ -61,7 +64,16 @@ export async function createHost(init: HostInit): Promise<Host> {
       inboundConnectionThreshold: 10_000,
       maxIncomingPendingConnections: 256,
       maxConnections: 500,
+      // A mesh on one busy host (simulations, a burst of joins) completes handshakes slowly: aborting them
+      // at the default 10 s wastes the work done and starts it all again.
+      dialTimeout: 30_000,
+      inboundUpgradeTimeout: 30_000,
     },
+    // Pings that wait on a busy event loop are not a dead peer: closing their connections made a loaded
+    // mesh churn (every close and redial costs both sides a handshake). TCP still reports dead sockets,
+    // and adverts tell live peers from dead ones: a ping (a new stream) every 10 s per connection was
+    // a good part of an idle mesh's work.
+    connectionMonitor: { pingInterval: 60_000, pingTimeout: { minTimeout: 10_000 } },
     connectionGater: {
       denyInboundEncryptedConnection: deny,
       denyOutboundEncryptedConnection: deny,
@@ -69,11 +81,29 @@ export async function createHost(init: HostInit): Promise<Host> {
     services: {
       identify: identify(),
       ping: ping(),
-      dht: kadDHT({ protocol: DHT_PROTOCOL, clientMode: false, peerInfoMapper: passthroughMapper }),
+      dht: kadDHT({
+        protocol: DHT_PROTOCOL, clientMode: false, peerInfoMapper: passthroughMapper,
+        // A node's first self-query (a lookup of its own id, which connects it to the K closest peers
+        // it finds) ran 1 s after start, and other queries waited for it: in a mesh of tens of nodes on
+        // one host every join became a burst of ~20 handshakes and most nodes ended up connected to most
+        // others. Connections fill the routing table anyway; the self-query keeps it fresh every 5 min
+        // (the default), and queries do not wait for it.
+        initialQuerySelfInterval: SELF_QUERY_INTERVAL_MS,
+        querySelfInterval: SELF_QUERY_INTERVAL_MS,
+        allowQueryWithZeroPeers: true,
+      }),
       pubsub: gossipsub({
-        allowPublishToZeroTopicPeers: true, heartbeatInterval: 500, D: 6, Dlo: 3, Dhi: 10,
+        // adverts.ts relies on StrictSign: a message's signature is its `from` peer's, verified here.
+        globalSignaturePolicy: 'StrictSign',
+        allowPublishToZeroTopicPeers: true, heartbeatInterval: 1000, D: 4, Dlo: 3, Dhi: 6, Dlazy: 3, gossipFactor: 0.1,
         // Publish to the mesh only: flooding every topic peer multiplies copies (each verified) by the connection count.
         floodPublish: false,
+        // Without it gossipsub verifies the signature of every copy before noticing it is a duplicate;
+        // from + seqno is the StrictSign message id, and enters the cache only once a copy verified.
+        // IDONTWANT saves bandwidth on large messages; adverts are ~1 KiB, where it only multiplies the
+        // RPCs (one to every mesh peer for every message received).
+        idontwantMinDataSize: 16 * 1024,
+        fastMsgIdFn: (msg) => `${toHex(msg.from)}/${toHex(msg.seqno)}`,
         // The default penalty for more than 10 peers on one IP graylists every peer of a mesh that
         // shares a host (simulations, one machine, one NAT): adverts then stop flowing past ~10 nodes.
         scoreParams: { IPColocationFactorWeight: 0 },

@@ -3,7 +3,9 @@
 import type { PeerId } from '@libp2p/interface';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { join } from 'node:path';
-import { AdvertService } from './adverts.js';
+import { AdvertService, DEFAULT_ADVERT_INTERVAL_MS } from './adverts.js';
+
+export { DEFAULT_ADVERT_INTERVAL_MS };
 import type { Advert } from './advert.js';
 import { ControlServer, type ControlHandler } from './control.js';
 import { lockDataDir, prepareDataDir, type DataDirLock } from './data-dir.js';
@@ -31,13 +33,17 @@ export interface NodeOptions {
   /** How long a silent peer stays in the table. */
   readonly peerTtlMs?: number;
   readonly stderr?: (line: string) => void;
+  /** How long a node without connections waits before dialling its bootstrap peers again (it doubles each time). */
+  readonly rejoinDelayMs?: number;
 }
 
-export const DEFAULT_ADVERT_INTERVAL_MS = 5_000;
 export const DIAL_TIMEOUT_MS = 10_000;
-const PERSIST_PEER_EVERY_MS = 30_000;
+const PERSIST_PEERS_EVERY_MS = 30_000;
+/** A node without connections dials its bootstrap peers again after this, then twice as long each time. */
+const REJOIN_FIRST_DELAY_MS = 10_000;
+const REJOIN_MAX_DELAY_MS = 60_000;
 /** A node dials discovered peers until it has this many connections (it still accepts more). */
-const WANTED_CONNECTIONS = 12;
+const WANTED_CONNECTIONS = 6;
 
 /** What `slapmesh peers --json` prints for each peer (design.md §8). */
 export interface PeerView {
@@ -73,6 +79,10 @@ export class SlapmeshNode {
   /** `connection:open` / `connection:close` with the remote PeerId, as libp2p reports them. */
   readonly connections = new EventTarget();
   private startedAt = 0;
+  private persistTimer?: NodeJS.Timeout;
+  private rejoinTimer?: NodeJS.Timeout;
+  /** Peers whose advert changed since node.db last got them. */
+  private readonly unsavedPeers = new Set<string>();
 
   constructor(readonly options: NodeOptions) {
     const advertInterval = options.advertIntervalMs ?? DEFAULT_ADVERT_INTERVAL_MS;
@@ -105,7 +115,7 @@ export class SlapmeshNode {
         privateKey, listen: this.options.listen, bootstrap: this.options.bootstrap,
         isTrusted: (peer) => store.isTrusted(peer.toString()), privateMesh: this.options.private,
       }));
-      this.info = infoProtocol({ getAdvert: () => this.adverts!.signed() })({ libp2p: host, logger: this.logs.forComponent('info') });
+      this.info = infoProtocol({ getAdvert: () => this.adverts!.signed(), getOthers: (max) => this.adverts!.known(max) })({ libp2p: host, logger: this.logs.forComponent('info') });
       this.adverts = new AdvertService({
         key: privateKey, peerId: host.peerId.toString(), table: this.table,
         intervalMs: this.options.advertIntervalMs ?? DEFAULT_ADVERT_INTERVAL_MS,
@@ -113,18 +123,15 @@ export class SlapmeshNode {
         log: this.logs.forComponent('adverts'),
       }, { pubsub: host.services.pubsub, info: this.info });
 
-      const persisted = new Map<string, number>();
       this.table.addEventListener('peer:updated', (event) => {
-        const peer = event.detail;
-        // Adverts change every few seconds (load, free memory): keep node.db writes to one per peer now and then.
-        if (peer.lastSeen - (persisted.get(peer.peerId) ?? -Infinity) >= PERSIST_PEER_EVERY_MS) {
-          persisted.set(peer.peerId, peer.lastSeen);
-          store.upsertPeer({ peerId: peer.peerId, addresses: peer.advert.addresses, advert: new TextDecoder().decode(peer.wire), lastSeen: peer.lastSeen });
-        }
-        this.dialIfUnknown(peer.advert);
+        this.unsavedPeers.add(event.detail.peerId);
+        this.dialIfUnknown(event.detail.advert);
       });
+      // Adverts change every interval (load, free memory): node.db gets them in one transaction now and then.
+      this.persistTimer = setInterval(() => this.savePeers(), PERSIST_PEERS_EVERY_MS);
+      this.persistTimer.unref();
       this.table.addEventListener('peer:expired', (event) => {
-        persisted.delete(event.detail);
+        this.unsavedPeers.delete(event.detail);
         store.deletePeer(event.detail);
         log(`peer ${event.detail} expired`);
       });
@@ -150,6 +157,7 @@ export class SlapmeshNode {
       this.startedAt = Date.now();
       // Peers known before a restart: dial them back (they expire as usual if they are gone).
       for (const peer of store.listPeers()) this.dialIfUnknown({ peerId: peer.peerId, addresses: peer.addresses });
+      this.keepJoined(this.rejoinDelay);
       log(`started ${host.peerId} on ${this.addresses().join(' ')}`);
     } catch (error) {
       await this.stop();
@@ -158,6 +166,9 @@ export class SlapmeshNode {
   }
 
   async stop(): Promise<void> {
+    clearInterval(this.persistTimer);
+    clearTimeout(this.rejoinTimer);
+    if (this.store) this.savePeers();
     await this.control?.stop();
     await this.adverts?.stop();
     await this.info?.stop();
@@ -199,6 +210,38 @@ export class SlapmeshNode {
     const hardware: Hardware = await probeHardware(this.options.dataDir, { total: this.options.partitions, used: 0 });
     const releases = this.requireStore().listReleases('available').map(({ cid, name }) => ({ cid, name }));
     return { addresses: this.addresses(), hardware, releases };
+  }
+
+  /**
+   * The bootstrap module dials its peers once. A node left with no connection at all (its bootstrap
+   * peers were down, busy or slow to answer, or every peer went away) dials them again, waiting twice
+   * as long each time it fails, up to REJOIN_MAX_DELAY_MS.
+   */
+  private get rejoinDelay(): number {
+    return this.options.rejoinDelayMs ?? REJOIN_FIRST_DELAY_MS;
+  }
+
+  private keepJoined(delay: number): void {
+    const host = this.host;
+    if (!host || this.options.bootstrap.length === 0) return;
+    this.rejoinTimer = setTimeout(() => {
+      if (host.getConnections().length > 0) return this.keepJoined(this.rejoinDelay);
+      const log = this.logs!.forComponent('node');
+      void Promise.allSettled(this.options.bootstrap.map((address) => this.dial(address))).then((results) => {
+        const failures = results.flatMap((r, i) => (r.status === 'rejected' ? [`${this.options.bootstrap[i]}: ${(r.reason as Error).message}`] : []));
+        if (failures.length < results.length) return this.keepJoined(this.rejoinDelay);
+        log.error(`no bootstrap peer reachable, trying again in ${Math.min(delay * 2, REJOIN_MAX_DELAY_MS) / 1000} s (${failures.join('; ')})`);
+        this.keepJoined(Math.min(delay * 2, REJOIN_MAX_DELAY_MS));
+      });
+    }, delay);
+    this.rejoinTimer.unref();
+  }
+
+  private savePeers(): void {
+    const peers = [...this.unsavedPeers].flatMap((peerId) => this.table.get(peerId) ?? []);
+    this.unsavedPeers.clear();
+    const decoder = new TextDecoder();
+    this.requireStore().upsertPeers(peers.map((peer) => ({ peerId: peer.peerId, addresses: peer.advert.addresses, advert: decoder.decode(peer.wire), lastSeen: peer.lastSeen })));
   }
 
   private dialIfUnknown(peer: { peerId: string; addresses: readonly string[] }): void {

@@ -51,12 +51,15 @@ export class PeerTable extends TypedEventEmitter<PeerTableEvents> {
 
   /**
    * Keeps the advert if it is newer (higher seq, or same seq and newer time) than what we have; returns
-   * whether it changed. Each kept advert emits peer:updated and counts as hearing from the peer.
+   * whether it changed. Each kept advert emits peer:updated and counts as hearing from the peer at
+   * `seenAt` (default now; a relayed copy passes its signing time). An advert seen longer than the TTL
+   * ago is refused.
    */
-  offer(advert: Advert, wire: Uint8Array): boolean {
+  offer(advert: Advert, wire: Uint8Array, seenAt = this.now()): boolean {
     const known = this.peers.get(advert.peerId);
     if (known ? !isNewerAdvert(advert, known.advert) : this.peers.size >= this.maxPeers) return false;
-    const peer: KnownPeer = { peerId: advert.peerId, advert, wire, lastSeen: this.now() };
+    if (this.now() - seenAt > this.ttlMs) return false;
+    const peer: KnownPeer = { peerId: advert.peerId, advert, wire, lastSeen: Math.max(seenAt, known?.lastSeen ?? -Infinity) };
     this.peers.set(peer.peerId, peer);
     this.safeDispatchEvent('peer:updated', { detail: peer });
     return true;

@@ -112,12 +112,21 @@ export class NodeStore {
   }
 
   upsertPeer(peer: StoredPeer): void {
-    this.#write(() => this.#run(
-      `INSERT INTO peers (peer_id, addresses, advert, last_seen) VALUES (?, ?, ?, ?)
-       ON CONFLICT (peer_id) DO UPDATE SET
-         addresses = excluded.addresses, advert = excluded.advert, last_seen = excluded.last_seen`,
-      peer.peerId, JSON.stringify(peer.addresses), peer.advert, peer.lastSeen,
-    ));
+    this.upsertPeers([peer]);
+  }
+
+  /** Several peers in one transaction (one fsync). */
+  upsertPeers(peers: readonly StoredPeer[]): void {
+    this.#write(() => {
+      for (const peer of peers) {
+        this.#run(
+          `INSERT INTO peers (peer_id, addresses, advert, last_seen) VALUES (?, ?, ?, ?)
+           ON CONFLICT (peer_id) DO UPDATE SET
+             addresses = excluded.addresses, advert = excluded.advert, last_seen = excluded.last_seen`,
+          peer.peerId, JSON.stringify(peer.addresses), peer.advert, peer.lastSeen,
+        );
+      }
+    });
   }
 
   getPeer(peerId: string): StoredPeer | undefined {

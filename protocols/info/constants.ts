@@ -2,8 +2,14 @@
 import { MAX_ADVERT_BYTES } from '../../node/advert.js';
 
 export const INFO_PROTOCOL = '/slapmesh/info/1.0.0';
-/** The one message of an answer is a signed advert. */
+/** Each advert of an answer is one message. */
 export const MAX_INFO_RESPONSE_BYTES = MAX_ADVERT_BYTES;
+/** The request: `{"others": N}`. */
+export const MAX_INFO_REQUEST_BYTES = 64;
+/** At most this many adverts of other peers in one answer… */
+export const MAX_OTHER_ADVERTS = 1_000;
+/** …and at most this many bytes of them. */
+export const MAX_OTHER_ADVERTS_BYTES = 4 * 1024 * 1024;
 /** Default bound of a whole fetch: dial, stream, answer. */
 export const INFO_TIMEOUT_MS = 5_000;
 /** Bound of the handler's answer to one stream. */

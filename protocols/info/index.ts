@@ -1,9 +1,13 @@
 /**
- * The info protocol (`/slapmesh/info/1.0.0`): ask a peer for its current signed advert.
+ * The info protocol (`/slapmesh/info/1.0.0`): ask a peer for its current signed advert, and optionally
+ * for the adverts it holds of other peers (how a joining node learns the mesh in one round trip).
  *
- * The dialer opens a stream and sends nothing; the listener writes its signed advert as one
- * length-prefixed message (at most MAX_INFO_RESPONSE_BYTES) and closes its side. The dialer
- * verifies the advert against the PeerId it authenticated the connection with.
+ * All messages are length-prefixed. The dialer writes one request, the JSON `{"others": N}` (N from 0
+ * to MAX_OTHER_ADVERTS). The listener answers with its signed advert (at most MAX_INFO_RESPONSE_BYTES),
+ * then a message holding the JSON number k ≤ N of other adverts that follow, then those k adverts as
+ * received from their peers (together at most MAX_OTHER_ADVERTS_BYTES), and closes its side. The dialer
+ * verifies the first advert against the PeerId it authenticated the connection with; the others come
+ * back unverified, for the caller to verify those it wants (each is signed by its own peer).
  *
  * @example
  * ```ts
@@ -23,6 +27,8 @@ export * from './errors.js';
 export interface InfoInit {
   /** The signed advert to answer with (its wire form). */
   getAdvert: () => Uint8Array | Promise<Uint8Array>;
+  /** Up to `max` adverts of other peers, as received (default: none). */
+  getOthers?: (max: number) => Uint8Array[];
   /** Default bound of fetch(), with or without the caller's signal (default INFO_TIMEOUT_MS). */
   timeoutMs?: number;
   /** Bound of one answer (default INFO_HANDLER_TIMEOUT_MS). */
@@ -48,6 +54,16 @@ export interface SignedAdvert {
   wire: Uint8Array;
 }
 
+/** fetchSigned()'s answer: the peer's advert, and the unverified adverts of others it sent. */
+export interface InfoAnswer extends SignedAdvert {
+  others: Uint8Array[];
+}
+
+export interface FetchOptions extends AbortOptions {
+  /** How many adverts of other peers to ask for (default 0, at most MAX_OTHER_ADVERTS). */
+  others?: number;
+}
+
 export interface InfoProtocol {
   /** Registers the handler. */
   start(): Promise<void>;
@@ -58,8 +74,8 @@ export interface InfoProtocol {
    * on a bad answer, and libp2p's own errors when the peer cannot be dialled or lacks the protocol.
    */
   fetch(peer: PeerId | Multiaddr, options?: AbortOptions): Promise<Advert>;
-  /** fetch(), with the wire bytes too (for the peer table). */
-  fetchSigned(peer: PeerId | Multiaddr, options?: AbortOptions): Promise<SignedAdvert>;
+  /** fetch(), with the wire bytes too (for the peer table), and the adverts of others asked for. */
+  fetchSigned(peer: PeerId | Multiaddr, options?: FetchOptions): Promise<InfoAnswer>;
 }
 
 export function infoProtocol(init: InfoInit): (components: InfoComponents) => InfoProtocol {

@@ -5,10 +5,11 @@ import { lpStream } from '@libp2p/utils';
 import type { Multiaddr } from '@multiformats/multiaddr';
 import { AdvertError, verifyAdvert, type Advert } from '../../node/advert.js';
 import {
-  INFO_HANDLER_TIMEOUT_MS, INFO_PROTOCOL, INFO_TIMEOUT_MS, MAX_INBOUND_STREAMS, MAX_INFO_RESPONSE_BYTES, MAX_OUTBOUND_STREAMS,
+  INFO_HANDLER_TIMEOUT_MS, INFO_PROTOCOL, INFO_TIMEOUT_MS, MAX_INBOUND_STREAMS, MAX_INFO_REQUEST_BYTES, MAX_INFO_RESPONSE_BYTES,
+  MAX_OTHER_ADVERTS, MAX_OTHER_ADVERTS_BYTES, MAX_OUTBOUND_STREAMS,
 } from './constants.js';
 import { InfoTimeoutError, InvalidInfoResponseError } from './errors.js';
-import type { InfoComponents, InfoInit, InfoLogger, InfoProtocol, SignedAdvert } from './index.js';
+import type { FetchOptions, InfoAnswer, InfoComponents, InfoInit, InfoLogger, InfoProtocol } from './index.js';
 
 /** lpStream's errors for an answer that is not one well-formed message (a reset stream is not one of them). */
 const FRAMING_ERRORS = new Set(['InvalidDataLengthError', 'InvalidDataLengthLengthError', 'InvalidMessageLengthError', 'UnexpectedEOFError', 'StreamBufferError']);
@@ -17,6 +18,7 @@ export class Info implements InfoProtocol {
   private readonly libp2p: InfoComponents['libp2p'];
   private readonly log: InfoLogger;
   private readonly getAdvert: InfoInit['getAdvert'];
+  private readonly getOthers: NonNullable<InfoInit['getOthers']>;
   private readonly timeoutMs: number;
   private readonly handlerTimeoutMs: number;
   private started = false;
@@ -25,6 +27,7 @@ export class Info implements InfoProtocol {
     this.libp2p = components.libp2p;
     this.log = components.logger;
     this.getAdvert = init.getAdvert;
+    this.getOthers = init.getOthers ?? (() => []);
     this.timeoutMs = init.timeoutMs ?? INFO_TIMEOUT_MS;
     this.handlerTimeoutMs = init.handlerTimeoutMs ?? INFO_HANDLER_TIMEOUT_MS;
   }
@@ -48,7 +51,11 @@ export class Info implements InfoProtocol {
     return (await this.fetchSigned(peer, options)).advert;
   }
 
-  async fetchSigned(peer: PeerId | Multiaddr, options: AbortOptions = {}): Promise<SignedAdvert> {
+  async fetchSigned(peer: PeerId | Multiaddr, options: FetchOptions = {}): Promise<InfoAnswer> {
+    const wanted = options.others ?? 0;
+    if (!Number.isSafeInteger(wanted) || wanted < 0 || wanted > MAX_OTHER_ADVERTS) {
+      throw new RangeError(`others must be an integer from 0 to ${MAX_OTHER_ADVERTS}, not ${wanted}`);
+    }
     const timeout = AbortSignal.timeout(this.timeoutMs);
     const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
     setMaxListeners(Infinity, signal);
@@ -59,20 +66,36 @@ export class Info implements InfoProtocol {
       const expectedPeer = connection.remotePeer.toString();
       stream = await connection.newStream(INFO_PROTOCOL, { signal, maxOutboundStreams: MAX_OUTBOUND_STREAMS });
       const lp = lpStream(stream, { maxDataLength: MAX_INFO_RESPONSE_BYTES, maxBufferSize: MAX_INFO_RESPONSE_BYTES + 16 });
-      let wire: Uint8Array;
+      await lp.write(encoder.encode(JSON.stringify({ others: wanted })), { signal });
+      const bad = (why: string, cause?: unknown) => new InvalidInfoResponseError(`bad answer from ${expectedPeer}: ${why}`, { cause });
+      const read = async (): Promise<Uint8Array> => {
+        try {
+          return Uint8Array.from((await lp.read({ signal })).subarray());
+        } catch (error) {
+          if (signal.aborted || !FRAMING_ERRORS.has((error as Error).name)) throw error;
+          throw bad((error as Error).message, error);
+        }
+      };
+      const wire = await read();
+      let advert: Advert;
       try {
-        wire = Uint8Array.from((await lp.read({ signal })).subarray());
-      } catch (error) {
-        if (signal.aborted || !FRAMING_ERRORS.has((error as Error).name)) throw error;
-        throw new InvalidInfoResponseError(`bad answer from ${expectedPeer}: ${(error as Error).message}`, { cause: error });
-      }
-      await stream.close({ signal });
-      try {
-        return { advert: await verifyAdvert(wire, { expectedPeer }), wire };
+        advert = await verifyAdvert(wire, { expectedPeer });
       } catch (error) {
         if (!(error instanceof AdvertError)) throw error;
-        throw new InvalidInfoResponseError(`bad answer from ${expectedPeer}: ${error.message}`, { cause: error });
+        throw bad(error.message, error);
       }
+      const count = parseCount(decoder.decode(await read()));
+      if (count === undefined || count > wanted) throw bad(`it announced ${count ?? 'an unreadable number of'} other adverts for ${wanted} asked`);
+      const others: Uint8Array[] = [];
+      let bytes = 0;
+      for (let i = 0; i < count; i++) {
+        const other = await read();
+        bytes += other.byteLength;
+        if (bytes > MAX_OTHER_ADVERTS_BYTES) throw bad(`its other adverts are more than ${MAX_OTHER_ADVERTS_BYTES} bytes`);
+        others.push(other);
+      }
+      await stream.close({ signal });
+      return { advert, wire, others };
     } catch (error) {
       stream?.abort(error as Error);
       if (timeout.aborted && !options.signal?.aborted) {
@@ -82,19 +105,51 @@ export class Info implements InfoProtocol {
     }
   }
 
-  /** Writes our advert (with backpressure) and closes our side; aborts the stream on any failure. */
+  /** Reads the request, writes our advert and the others asked for (with backpressure), closes our side; aborts the stream on any failure. */
   private async answer(stream: Stream): Promise<void> {
     const signal = AbortSignal.timeout(this.handlerTimeoutMs);
     try {
+      const lp = lpStream(stream, { maxDataLength: MAX_INFO_REQUEST_BYTES });
+      const request = parseRequest(decoder.decode((await lp.read({ signal })).subarray()));
+      if (request === undefined) throw new Error('malformed request');
       const advert = await abortable(Promise.resolve().then(this.getAdvert), signal);
       if (advert.byteLength > MAX_INFO_RESPONSE_BYTES) throw new Error(`own advert is ${advert.byteLength} bytes, too large to send`);
-      await lpStream(stream).write(advert, { signal });
+      const others: Uint8Array[] = [];
+      let bytes = 0;
+      for (const other of request.others > 0 ? this.getOthers(request.others) : []) {
+        if (others.length === request.others || bytes + other.byteLength > MAX_OTHER_ADVERTS_BYTES) break;
+        if (other.byteLength > MAX_INFO_RESPONSE_BYTES) continue;
+        bytes += other.byteLength;
+        others.push(other);
+      }
+      await lp.writeV([advert, encoder.encode(String(others.length)), ...others], { signal });
       await stream.close({ signal });
     } catch (error) {
       this.log.debug(`info answer on stream ${stream.id} failed: ${(error as Error).message}`);
       stream.abort(error as Error);
     }
   }
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** The request `{"others": N}`, or undefined when it is anything else. */
+function parseRequest(text: string): { others: number } | undefined {
+  try {
+    const value = JSON.parse(text) as unknown;
+    if (typeof value !== 'object' || value === null || Object.keys(value).join() !== 'others') return undefined;
+    const others = parseCount(JSON.stringify((value as { others: unknown }).others));
+    return others === undefined || others > MAX_OTHER_ADVERTS ? undefined : { others };
+  } catch {
+    return undefined;
+  }
+}
+
+/** A count written as a JSON number: an integer from 0 up, or undefined. */
+function parseCount(text: string): number | undefined {
+  if (!/^(0|[1-9][0-9]{0,6})$/.test(text)) return undefined;
+  return Number(text);
 }
 
 /** `promise`, or the signal's reason if it aborts first. */

@@ -16,7 +16,9 @@ import { signAdvert, verifyAdvert, type Advert } from '../../node/advert.js';
 import { ADVERT_TOPIC, AdvertService, type AdvertContent } from '../../node/adverts.js';
 import type { Logger } from '../../node/log.js';
 import { PeerTable } from '../../node/peer-table.js';
-import { infoProtocol, type InfoProtocol } from '../../protocols/info/index.js';
+import { INFO_PROTOCOL, infoProtocol, type InfoProtocol } from '../../protocols/info/index.js';
+import type { Stream } from '@libp2p/interface';
+import { lpStream } from '@libp2p/utils';
 
 type Node = Libp2p<{ identify: Identify; pubsub: GossipSub }>;
 
@@ -90,7 +92,7 @@ describe('node/adverts: the advert service on real nodes', function () {
     const table = new PeerTable({ ttlMs: 1_000 });
     const m = { name, id: node.peerId.toString(), key, node, table, lines, logged } as Member;
     m.content = { addresses: node.getMultiaddrs().map((ma) => ma.toString()), hardware, releases: [] };
-    m.info = infoProtocol({ getAdvert: () => m.adverts.signed() })({ libp2p: node, logger: recordingLogger(lines, logged) });
+    m.info = infoProtocol({ getAdvert: () => m.adverts.signed(), getOthers: (max) => m.adverts.known(max) })({ libp2p: node, logger: recordingLogger(lines, logged) });
     m.adverts = new AdvertService({
       key, peerId: m.id, table, intervalMs: options.intervalMs ?? 100,
       build: async () => structuredClone(m.content), log: recordingLogger(lines, logged),
@@ -146,7 +148,7 @@ describe('node/adverts: the advert service on real nodes', function () {
   it('asks a peer directly, before start() and from a peer:connect hook', async () => {
     const d = await member('d', { start: false });
     await d.node.dial(a.node.getMultiaddrs()[0]!);
-    await d.adverts.ask(a.id);
+    await d.adverts.ask(a.id, { others: false });
     assert.equal(advertIn(d, a)?.peerId, a.id);
     assert.equal(advertIn(d, b), undefined, 'only the peer asked');
     const seenBefore = d.table.get(a.id)!.lastSeen;
@@ -162,6 +164,39 @@ describe('node/adverts: the advert service on real nodes', function () {
       await m.node.stop();
       members.splice(members.indexOf(m), 1);
     }
+  });
+
+  it('learns from its first peers the adverts they hold of others, verified and dated by their signing time', async () => {
+    await until(b.table, 'peer:updated', () => b.table.get(a.id) !== undefined && b.table.get(c.id) !== undefined);
+    const f = await member('f', { start: false });
+    await f.node.dial(b.node.getMultiaddrs()[0]!);
+    await f.adverts.ask(b.id);
+    for (const o of [a, b, c]) assert.equal(advertIn(f, o)?.peerId, o.id, `f knows ${o.name}`);
+    const relayed = f.table.get(a.id)!;
+    assert.equal(relayed.lastSeen, relayed.advert.time, 'a relayed advert is no sign of life');
+
+    // a peer relaying a forged advert of a: f drops it, says so, and keeps what it had
+    const rogueKey = await generateKeyPair('Ed25519');
+    const rogue = await createNode(rogueKey);
+    extra.push(rogue);
+    const genuine = (await verifyAdvert(a.adverts.current()));
+    const forged = new TextDecoder().decode(await signAdvert({ ...genuine, seq: genuine.seq + 1 }, a.key)).replace('\\"cpus\\":2', '\\"cpus\\":64');
+    assert.ok(forged.includes('\\"cpus\\":64'));
+    await rogue.handle(INFO_PROTOCOL, async (stream: Stream) => {
+      const lp = lpStream(stream);
+      await lp.read();
+      const own = await signAdvert({ peerId: rogue.peerId.toString(), seq: 1, time: Date.now(), addresses: [], hardware, releases: [] }, rogueKey);
+      await lp.writeV([own, new TextEncoder().encode('2'), new TextEncoder().encode(forged), new TextEncoder().encode('not an advert')]);
+      await stream.close();
+    });
+    await f.node.dial(rogue.getMultiaddrs()[0]!);
+    await f.adverts.ask(rogue.peerId.toString(), { others: true });
+    const relayedBy = f.lines.filter((line) => line.includes(`relayed by ${rogue.peerId.toString()}`)).join('\n');
+    assert.match(relayedBy, /bad signature/);
+    assert.equal(advertIn(f, a)?.hardware.cpus, relayed.advert.hardware.cpus);
+    await f.info.stop();
+    await f.node.stop();
+    members.splice(members.indexOf(f), 1);
   });
 
   it('drops garbled, oversized, unsigned and mis-signed adverts of a rogue node, and the others keep working', async () => {

@@ -11,10 +11,17 @@ describe('node: a mesh on loopback', function () {
   const dirs: string[] = [];
   const nodes: SlapmeshNode[] = [];
 
+  const logLines: string[] = [];
+  const logEvents = new EventTarget();
+  /** Resolves once some node has logged a line matching `pattern`. */
+  async function logged(pattern: RegExp): Promise<void> {
+    while (!logLines.some((line) => pattern.test(line))) await once(logEvents, 'line');
+  }
+
   function options(extra: Partial<NodeOptions> = {}): NodeOptions {
     const dataDir = writeTree({});
     dirs.push(dataDir);
-    return { dataDir, listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: [], trust: [], open: false, private: false, trustAnyBuilder: false, partitions: 5, verbose: false, stderr: () => undefined, ...FAST, ...extra };
+    return { dataDir, listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: [], trust: [], open: false, private: false, trustAnyBuilder: false, partitions: 5, verbose: false, stderr: (line) => { logLines.push(line); logEvents.dispatchEvent(new Event('line')); }, ...FAST, ...extra };
   }
 
   async function start(extra: Partial<NodeOptions> = {}): Promise<SlapmeshNode> {
@@ -63,6 +70,21 @@ describe('node: a mesh on loopback', function () {
         rounds.set(event.detail.peerId, (rounds.get(event.detail.peerId) ?? 0) + 1);
       }
     }));
+  });
+
+  it('joins once its bootstrap peer comes up, though it was down when the node started', async () => {
+    const seedOptions = options();
+    let seed = new SlapmeshNode(seedOptions);
+    await seed.start();
+    const address = seed.addresses()[0]!;
+    await seed.stop();
+    const joiner = await start({ bootstrap: [address], rejoinDelayMs: 100 });
+    await logged(/no bootstrap peer reachable/);
+    // the same identity on the same address
+    seed = new SlapmeshNode({ ...seedOptions, listen: [address.replace(/\/p2p\/.*$/, '')] });
+    await seed.start();
+    nodes.push(seed);
+    await Promise.all([knows(joiner, [seed.peerId]), knows(seed, [joiner.peerId])]);
   });
 
   it('forgets a node that stopped, once it has been silent longer than the TTL', async () => {

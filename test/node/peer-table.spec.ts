@@ -33,6 +33,17 @@ describe('node/peer-table', () => {
     table.addEventListener('peer:expired', (event) => expired.push(event.detail));
   });
 
+  it('dates a relayed advert by the time given, and refuses one seen longer than the TTL ago', () => {
+    const [a, b] = ids as [string, string];
+    assert.equal(table.offer(advertOf(a, 1, 950), wire, 950), true);
+    assert.equal(table.get(a)?.lastSeen, 950);
+    assert.deepEqual(table.expire(), []);
+    clock = 1_051;
+    assert.deepEqual(table.expire(), [a], 'a relayed copy did not keep it alive past its TTL');
+    assert.equal(table.offer(advertOf(b, 1, 800), wire, 800), false, 'older than the TTL already');
+    assert.equal(table.get(b), undefined);
+  });
+
   it('keeps only newer adverts: a higher seq, or the same seq signed later', () => {
     const [a] = ids as [string];
     assert.equal(table.offer(advertOf(a, 5, 10), wire), true);

@@ -9,7 +9,8 @@ import { tcp } from '@libp2p/tcp';
 import { lpStream } from '@libp2p/utils';
 import { createLibp2p } from 'libp2p';
 import { signAdvert, type Advert } from '../../node/advert.js';
-import { INFO_PROTOCOL, infoProtocol, type InfoLogger, type InfoProtocol } from '../../protocols/info/index.js';
+import { INFO_PROTOCOL, MAX_OTHER_ADVERTS, infoProtocol, type InfoLogger, type InfoProtocol } from '../../protocols/info/index.js';
+import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 
 async function createNode(privateKey?: PrivateKey): Promise<Libp2p> {
   return createLibp2p({
@@ -40,30 +41,44 @@ function advertOf(node: Libp2p): Advert {
   };
 }
 
-type RogueMode = 'silent' | 'garbage' | 'not-an-advert' | 'oversized' | 'another-peer' | 'hang-up';
+type RogueMode = 'silent' | 'garbage' | 'not-an-advert' | 'oversized' | 'another-peer' | 'hang-up' | 'too-many-others';
 
 describe('protocols/info', function () {
   this.timeout(10_000);
   let server: Libp2p;
   let client: Libp2p;
   let rogue: Libp2p;
+  let rogueKey: PrivateKey;
   let bare: Libp2p;
   let serverInfo: InfoProtocol;
   let clientInfo: InfoProtocol;
   let serverWire: Uint8Array;
+  let othersWire: Uint8Array[] = [];
   let mode: RogueMode = 'silent';
   const serverLog: string[] = [];
   let slowAdvert: Promise<Uint8Array> | undefined;
 
   before(async () => {
     const serverKey = await generateKeyPair('Ed25519');
-    [server, client, rogue, bare] = await Promise.all([createNode(serverKey), createNode(), createNode(), createNode()]);
+    rogueKey = await generateKeyPair('Ed25519');
+    [server, client, rogue, bare] = await Promise.all([createNode(serverKey), createNode(), createNode(rogueKey), createNode()]);
     serverWire = await signAdvert(advertOf(server), serverKey);
-    serverInfo = infoProtocol({ getAdvert: () => slowAdvert ?? serverWire, handlerTimeoutMs: 200 })({ libp2p: server, logger: recordingLogger(serverLog) });
+    othersWire = await Promise.all([1, 2, 3].map(async () => {
+      const key = await generateKeyPair('Ed25519');
+      const peerId = peerIdFromPrivateKey(key).toString();
+      return signAdvert({ ...advertOf(server), peerId, addresses: [] }, key);
+    }));
+    serverInfo = infoProtocol({ getAdvert: () => slowAdvert ?? serverWire, getOthers: (max) => othersWire.slice(0, max), handlerTimeoutMs: 200 })({ libp2p: server, logger: recordingLogger(serverLog) });
     await serverInfo.start();
     clientInfo = infoProtocol({ getAdvert: () => new Uint8Array(), timeoutMs: 500 })({ libp2p: client, logger: recordingLogger([]) });
     await rogue.handle(INFO_PROTOCOL, async (stream: Stream) => {
       switch (mode) {
+        case 'too-many-others': { // announces more adverts of others than were asked for
+          const lp = lpStream(stream);
+          await lp.read();
+          await lp.writeV([await signAdvert(advertOf(rogue), rogueKey), new TextEncoder().encode('5')]);
+          break;
+        }
         case 'silent': // keeps the stream open and never answers
           await new Promise((resolve) => stream.addEventListener('close', resolve, { once: true }));
           return;
@@ -99,6 +114,23 @@ describe('protocols/info', function () {
     assert.deepEqual(wire, serverWire);
   });
 
+  it('sends the adverts of others it holds, as many as asked for, and none unless asked', async () => {
+    assert.deepEqual((await clientInfo.fetchSigned(server.peerId)).others, []);
+    assert.deepEqual((await clientInfo.fetchSigned(server.peerId, { others: 2 })).others, othersWire.slice(0, 2));
+    assert.deepEqual((await clientInfo.fetchSigned(server.peerId, { others: MAX_OTHER_ADVERTS })).others, othersWire);
+    await assert.rejects(clientInfo.fetchSigned(server.peerId, { others: MAX_OTHER_ADVERTS + 1 }), RangeError);
+  });
+
+  it('answers nothing to a malformed request, and keeps serving', async () => {
+    for (const request of ['{"others": -1}', '{"others": 1, "more": true}', 'not json', '{"others": 99999999}']) {
+      const stream = await client.dialProtocol(server.peerId, INFO_PROTOCOL);
+      const lp = lpStream(stream);
+      await lp.write(new TextEncoder().encode(request));
+      await assert.rejects(lp.read({ signal: AbortSignal.timeout(2_000) }), request);
+    }
+    assert.equal((await clientInfo.fetch(server.peerId)).peerId, server.peerId.toString());
+  });
+
   it('answers several fetches in parallel', async () => {
     const adverts = await Promise.all([1, 2, 3].map(() => clientInfo.fetch(server.peerId)));
     assert.deepEqual(new Set(adverts.map((a) => a.peerId)), new Set([server.peerId.toString()]));
@@ -123,6 +155,7 @@ describe('protocols/info', function () {
     ['a message longer than the limit', 'oversized', /too long|overflow/],
     ['the advert of another peer', 'another-peer', /came from/],
     ['no message at all', 'hang-up', /EOF/],
+    ['more adverts of others than asked for', 'too-many-others', /announced 5 other adverts for 0 asked/],
   ] as const) {
     it(`refuses an answer of ${what}: InvalidInfoResponseError`, async () => {
       mode = rogueMode;
