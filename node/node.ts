@@ -10,6 +10,7 @@ import type { Advert } from './advert.js';
 import { ControlServer, type ControlHandler } from './control.js';
 import { lockDataDir, prepareDataDir, type DataDirLock } from './data-dir.js';
 import { probeHardware, type Hardware } from './hardware.js';
+import type { Multiaddr } from '@multiformats/multiaddr';
 import { createHost, parseMultiaddr, type Host } from './host.js';
 import { loadOrCreateIdentity } from './identity.js';
 import { fileLog, type LogSink } from './log.js';
@@ -137,7 +138,7 @@ export class SlapmeshNode {
       });
       host.addEventListener('peer:discovery', (event) => {
         const id = event.detail.id;
-        if (host.getConnections(id).length === 0 && host.getConnections().length < WANTED_CONNECTIONS) host.dial(id).catch((error: Error) => log.debug(`dial ${id}: ${error.message}`));
+        if (host.getConnections(id).length === 0) this.dialSome(id.toString(), id);
       });
       host.addEventListener('connection:open', (event) => {
         this.connections.dispatchEvent(new CustomEvent('connection:open', { detail: event.detail.remotePeer.toString() }));
@@ -250,9 +251,24 @@ export class SlapmeshNode {
     const id = parsePeerId(peer.peerId);
     // Of two nodes that learn of each other, the one with the smaller PeerId dials: one connection, not two.
     if (host.getConnections(id).length > 0 || peer.addresses.length === 0 || peer.peerId < host.peerId.toString()) return;
-    // Gossip reaches everyone through a few connections each; connecting every pair costs N² handshakes.
-    if (host.getConnections().length >= WANTED_CONNECTIONS) return;
-    host.dial(peer.addresses.map((a) => parseMultiaddr(a, 'advertised'))).catch(() => undefined);
+    this.dialSome(peer.peerId, peer.addresses.map((a) => parseMultiaddr(a, 'advertised')));
+  }
+
+  /** Peers being dialled by dialSome(), which count towards WANTED_CONNECTIONS until they connect or fail. */
+  private readonly dialling = new Set<string>();
+
+  /**
+   * Dials a discovered peer while this node has fewer than WANTED_CONNECTIONS, dials in flight
+   * included: gossip reaches everyone through a few connections each, and connecting every pair costs
+   * N² handshakes (a joining node learns tens of peers at once, before any dial completes).
+   */
+  private dialSome(peerId: string, target: PeerId | Multiaddr[]): void {
+    const host = this.host;
+    if (!host || this.dialling.has(peerId) || host.getConnections().length + this.dialling.size >= WANTED_CONNECTIONS) return;
+    this.dialling.add(peerId);
+    host.dial(target)
+      .catch((error: Error) => this.logs?.forComponent('node').debug(`dial ${peerId}: ${error.message}`))
+      .finally(() => this.dialling.delete(peerId));
   }
 
   private controlHandlers(): Map<string, ControlHandler> {
