@@ -82,7 +82,7 @@ export const REPUBLISH_MIN_GAP_MS = 1_000;
 /** How many asks after start() also fetch the adverts the peer holds of others. */
 export const JOIN_SYNC_ASKS = 3;
 /** After start, pulls from a random peer happen after these delays, then every interval. */
-export const SYNC_DELAYS_MS = [1_000, 2_000, 4_000, 8_000];
+export const SYNC_DELAYS_MS = [1_000, 1_000, 2_000, 2_000, 2_000, 4_000, 8_000];
 
 export class AdvertNotReadyError extends Error {
   override name = 'AdvertNotReadyError';

@@ -67,6 +67,7 @@ export async function createHost(init: HostInit): Promise<Host> {
       // A mesh on one busy host (simulations, a burst of joins) completes handshakes slowly: aborting them
       // at the default 10 s wastes the work done and starts it all again.
       dialTimeout: 30_000,
+      addressDialTimeout: 30_000,
       inboundUpgradeTimeout: 30_000,
     },
     // Pings that wait on a busy event loop are not a dead peer: closing their connections made a loaded
