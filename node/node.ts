@@ -3,14 +3,12 @@
 import type { PeerId } from '@libp2p/interface';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { join } from 'node:path';
+import type { Multiaddr } from '@multiformats/multiaddr';
 import { AdvertService, DEFAULT_ADVERT_INTERVAL_MS } from './adverts.js';
-
-export { DEFAULT_ADVERT_INTERVAL_MS };
 import type { Advert } from './advert.js';
 import { ControlServer, type ControlHandler } from './control.js';
 import { lockDataDir, prepareDataDir, type DataDirLock } from './data-dir.js';
 import { probeHardware, type Hardware } from './hardware.js';
-import type { Multiaddr } from '@multiformats/multiaddr';
 import { createHost, parseMultiaddr, type Host } from './host.js';
 import { loadOrCreateIdentity } from './identity.js';
 import { fileLog, type LogSink } from './log.js';
@@ -38,6 +36,7 @@ export interface NodeOptions {
   readonly rejoinDelayMs?: number;
 }
 
+export { DEFAULT_ADVERT_INTERVAL_MS };
 export const DIAL_TIMEOUT_MS = 10_000;
 const PERSIST_PEERS_EVERY_MS = 30_000;
 /** A node without connections dials its bootstrap peers again after this, then twice as long each time. */
@@ -213,15 +212,15 @@ export class SlapmeshNode {
     return { addresses: this.addresses(), hardware, releases };
   }
 
+  private get rejoinDelay(): number {
+    return this.options.rejoinDelayMs ?? REJOIN_FIRST_DELAY_MS;
+  }
+
   /**
    * The bootstrap module dials its peers once. A node left with no connection at all (its bootstrap
    * peers were down, busy or slow to answer, or every peer went away) dials them again, waiting twice
    * as long each time it fails, up to REJOIN_MAX_DELAY_MS.
    */
-  private get rejoinDelay(): number {
-    return this.options.rejoinDelayMs ?? REJOIN_FIRST_DELAY_MS;
-  }
-
   private keepJoined(delay: number): void {
     const host = this.host;
     if (!host || this.options.bootstrap.length === 0) return;
