@@ -99,11 +99,11 @@ export async function createHost(init: HostInit): Promise<Host> {
         allowPublishToZeroTopicPeers: true, heartbeatInterval: 1000, D: 4, Dlo: 3, Dhi: 6, Dlazy: 3, gossipFactor: 0.1,
         // Publish to the mesh only: flooding every topic peer multiplies copies (each verified) by the connection count.
         floodPublish: false,
-        // Without it gossipsub verifies the signature of every copy before noticing it is a duplicate;
-        // from + seqno is the StrictSign message id, and enters the cache only once a copy verified.
         // IDONTWANT saves bandwidth on large messages; adverts are ~1 KiB, where it only multiplies the
         // RPCs (one to every mesh peer for every message received).
         idontwantMinDataSize: 16 * 1024,
+        // Without it gossipsub verifies the signature of every copy before noticing it is a duplicate;
+        // from + seqno is the StrictSign message id, and enters the cache only once a copy verified.
         fastMsgIdFn: (msg) => `${toHex(msg.from)}/${toHex(msg.seqno)}`,
         // The default penalty for more than 10 peers on one IP graylists every peer of a mesh that
         // shares a host (simulations, one machine, one NAT): adverts then stop flowing past ~10 nodes.

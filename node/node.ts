@@ -246,10 +246,10 @@ export class SlapmeshNode {
 
   private dialIfUnknown(peer: { peerId: string; addresses: readonly string[] }): void {
     const host = this.host;
-    if (!host || peer.peerId === host.peerId.toString()) return;
-    const id = parsePeerId(peer.peerId);
     // Of two nodes that learn of each other, the one with the smaller PeerId dials: one connection, not two.
-    if (host.getConnections(id).length > 0 || peer.addresses.length === 0 || peer.peerId < host.peerId.toString()) return;
+    // (String checks first: this runs for every advert received.)
+    if (!host || peer.addresses.length === 0 || peer.peerId <= host.peerId.toString()) return;
+    if (host.getConnections(parsePeerId(peer.peerId)).length > 0) return;
     this.dialSome(peer.peerId, peer.addresses.map((a) => parseMultiaddr(a, 'advertised')));
   }
 

@@ -111,10 +111,6 @@ export class NodeStore {
     return readVersion(this.#db);
   }
 
-  upsertPeer(peer: StoredPeer): void {
-    this.upsertPeers([peer]);
-  }
-
   /** Several peers in one transaction (one fsync). */
   upsertPeers(peers: readonly StoredPeer[]): void {
     this.#write(() => {

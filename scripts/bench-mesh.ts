@@ -24,12 +24,13 @@ function rssMiB(): number {
 }
 
 type JoinOrder = 'one after another' | 'all at once';
+interface SharedResult { seconds: number; startSeconds: number; perNodeMiB: number }
 
 /**
  * n nodes in this process, joining through the first: one after another (each starts once the one
  * before listens, as nodes join a mesh over time) or all at once (every handshake at the same moment).
  */
-async function sharedProcess(n: number, order: JoinOrder): Promise<{ seconds: number; startSeconds: number; perNodeMiB: number }> {
+async function sharedProcess(n: number, order: JoinOrder): Promise<SharedResult> {
   const dirs = Array.from({ length: n }, () => writeTree({}));
   const nodes: SlapmeshNode[] = [];
   const before = rssMiB();
@@ -100,13 +101,13 @@ async function processPerNode(n: number): Promise<{ seconds: number; rssMiB: num
 const SELF = fileURLToPath(import.meta.url);
 
 /** Each shared-process case runs in a fresh process of its own, so that its memory is its own. */
-async function sharedProcessApart(n: number, order: JoinOrder): Promise<{ seconds: number; startSeconds: number; perNodeMiB: number }> {
+async function sharedProcessApart(n: number, order: JoinOrder): Promise<SharedResult> {
   const child = spawn(process.execPath, ['--expose-gc', SELF, '--shared', String(n), order], { stdio: ['ignore', 'pipe', 'inherit'] });
   let output = '';
   child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
   const [code] = (await once(child, 'exit')) as [number | null];
   if (code !== 0) throw new Error(`the ${n}-node case (${order}) failed with exit status ${code}`);
-  return JSON.parse(output) as { seconds: number; startSeconds: number; perNodeMiB: number };
+  return JSON.parse(output) as SharedResult;
 }
 
 if (process.argv[2] === '--shared') {

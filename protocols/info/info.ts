@@ -139,8 +139,8 @@ function parseRequest(text: string): { others: number } | undefined {
   try {
     const value = JSON.parse(text) as unknown;
     if (typeof value !== 'object' || value === null || Object.keys(value).join() !== 'others') return undefined;
-    const others = parseCount(JSON.stringify((value as { others: unknown }).others));
-    return others === undefined || others > MAX_OTHER_ADVERTS ? undefined : { others };
+    const { others } = value as { others: unknown };
+    return Number.isSafeInteger(others) && (others as number) >= 0 && (others as number) <= MAX_OTHER_ADVERTS ? { others: others as number } : undefined;
   } catch {
     return undefined;
   }

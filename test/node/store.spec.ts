@@ -44,7 +44,7 @@ describe('node/store', () => {
     });
 
     it('keeps the data across a reopen', () => {
-      store.upsertPeer(peer('a', 1));
+      store.upsertPeers([peer('a', 1)]);
       store.addTrust('a');
       store.setMeta('seq', '7');
       store.close();
@@ -90,7 +90,7 @@ describe('node/store', () => {
       const second = NodeStore.open(path);
       try {
         assert.equal(second.schemaVersion, SCHEMA_VERSION);
-        store.upsertPeer(peer('a', 1));
+        store.upsertPeers([peer('a', 1)]);
         assert.deepEqual(second.listPeers(), [peer('a', 1)]);
         second.upsertRelease({ cid: 'bafy1', name: 'hello', state: 'building', updatedAt: 5 });
         assert.deepEqual(store.listReleases(), [{ cid: 'bafy1', name: 'hello', state: 'building', updatedAt: 5 }]);
@@ -114,11 +114,11 @@ describe('node/store', () => {
     it('upserts, gets, lists sorted by peerId and deletes', () => {
       assert.equal(store.getPeer('b'), undefined);
       assert.deepEqual(store.listPeers(), []);
-      store.upsertPeer(peer('b', 10));
-      store.upsertPeer(peer('a', 20));
-      store.upsertPeer(peer('c', 30));
+      store.upsertPeers([peer('b', 10)]);
+      store.upsertPeers([peer('a', 20)]);
+      store.upsertPeers([peer('c', 30)]);
       const moved: StoredPeer = { peerId: 'b', addresses: ['/ip4/10.0.0.2/tcp/1', '/ip4/10.0.0.3/tcp/2'], advert: '{"v":2}', lastSeen: 40 };
-      store.upsertPeer(moved);
+      store.upsertPeers([moved]);
       assert.deepEqual(store.getPeer('b'), moved);
       assert.deepEqual(store.listPeers(), [peer('a', 20), moved, peer('c', 30)]);
       store.deletePeer('a');
@@ -127,7 +127,7 @@ describe('node/store', () => {
     });
 
     it('forgets the peers not seen since a time and says which', () => {
-      for (const [id, seen] of [['d', 5], ['a', 1], ['c', 10], ['b', 9]] as const) store.upsertPeer(peer(id, seen));
+      for (const [id, seen] of [['d', 5], ['a', 1], ['c', 10], ['b', 9]] as const) store.upsertPeers([peer(id, seen)]);
       assert.deepEqual(store.deletePeersSeenBefore(10), ['a', 'b', 'd']);
       assert.deepEqual(store.listPeers(), [peer('c', 10)]);
       assert.deepEqual(store.deletePeersSeenBefore(10), []);
@@ -135,7 +135,7 @@ describe('node/store', () => {
 
     it('keeps a large ms timestamp exactly', () => {
       const now = Date.UTC(2030, 0, 1, 12, 0, 0, 123);
-      store.upsertPeer(peer('a', now));
+      store.upsertPeers([peer('a', now)]);
       assert.equal(store.getPeer('a')?.lastSeen, now);
     });
   });
@@ -155,7 +155,7 @@ describe('node/store', () => {
     });
 
     it('is independent of the peer table', () => {
-      store.upsertPeer(peer('a', 1));
+      store.upsertPeers([peer('a', 1)]);
       store.addTrust('a');
       store.deletePeer('a');
       assert.equal(store.isTrusted('a'), true);
