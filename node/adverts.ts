@@ -19,7 +19,7 @@
 // Gossip checks: the advert must verify (size, schema, signature) and be of the message's signer
 // (StrictSign's `from`); unsigned messages cannot be attributed and are dropped. The check runs as
 // the topic's gossipsub validator, so refused adverts are not forwarded to anyone (Reject), and adverts
-// no newer than what we hold are not forwarded either (Ignore). Nothing received ever throws: refusals
+// no newer than what we hold are not forwarded either (Ignore; their signatures are not even checked). Nothing received ever throws: refusals
 // are logged.
 import { TopicValidatorResult, type GossipSub, type Message } from '@libp2p/gossipsub';
 import type { AbortOptions, PeerId, PrivateKey } from '@libp2p/interface';
@@ -49,6 +49,9 @@ export type AdvertContent = Omit<Advert, 'peerId' | 'seq' | 'time'>;
 
 /** The part of gossipsub the service uses (node.services.pubsub). */
 export type AdvertPubSub = Pick<GossipSub, 'subscribe' | 'unsubscribe' | 'publish' | 'addEventListener' | 'removeEventListener' | 'topicValidators' | 'getSubscribers'>;
+
+/** The gossip validator's answer about one message, and the advert to take when it is new. */
+interface Verdict { result: TopicValidatorResult; advert?: Advert }
 
 export interface AskOptions extends AbortOptions {
   /** Also fetch the adverts the peer holds of others (default: only for the first JOIN_SYNC_ASKS asks after start). */
@@ -81,7 +84,7 @@ export interface AdvertServiceComponents {
 export const REPUBLISH_MIN_GAP_MS = 1_000;
 /** How many asks after start() also fetch the adverts the peer holds of others. */
 export const JOIN_SYNC_ASKS = 3;
-/** After start, pulls from a random peer happen after these delays, then every interval. */
+/** Pulls from a random peer happen after these delays (counted from the first peer), then every interval. */
 export const SYNC_DELAYS_MS = [1_000, 1_000, 2_000, 2_000, 2_000, 4_000, 8_000];
 
 export class AdvertNotReadyError extends Error {
@@ -105,8 +108,8 @@ export class AdvertService {
   private wire?: Uint8Array;
   private readonly waiting: ((wire: Uint8Array) => void)[] = [];
   private readonly asking = new Map<string, Promise<void>>();
-  /** Adverts the topic validator accepted, for the message event that follows. */
-  private readonly verified = new WeakMap<Message, Advert>();
+  /** What the validator made of the messages it accepted, for onMessage. */
+  private readonly verdicts = new WeakMap<Message, Verdict>();
 
   constructor(init: AdvertServiceInit, components: AdvertServiceComponents) {
     this.init = init;
@@ -264,15 +267,21 @@ export class AdvertService {
 
   private scheduleSync(): void {
     if (!this.started) return;
-    this.syncTimer = setTimeout(() => void this.sync(), SYNC_DELAYS_MS[this.syncRound++] ?? this.intervalMs);
+    this.syncTimer = setTimeout(() => void this.sync(), SYNC_DELAYS_MS[this.syncRound] ?? this.intervalMs);
     this.syncTimer.unref();
   }
 
-  /** Pulls the adverts a random peer of the topic holds. */
+  /**
+   * Pulls the adverts a random peer of the topic holds. The rounds of SYNC_DELAYS_MS count from the
+   * first peer: a node whose handshakes wait behind others' (a busy bootstrap node) would spend them alone.
+   */
   private async sync(): Promise<void> {
     const peers = this.pubsub.getSubscribers(ADVERT_TOPIC);
     const peer = peers[Math.floor(Math.random() * peers.length)];
-    if (peer) await this.ask(peer, { others: true }).catch((error: Error) => this.init.log.debug(`sync with ${peer}: ${error.message}`));
+    if (peer) {
+      this.syncRound++;
+      await this.ask(peer, { others: true }).catch((error: Error) => this.init.log.debug(`sync with ${peer}: ${error.message}`));
+    }
     this.scheduleSync();
   }
 
@@ -354,17 +363,33 @@ export class AdvertService {
     this.init.log.error(line);
   }
 
-  /** Verifies a gossiped advert; undefined (and a log line) when it is refused. */
-  private async check(msg: Message): Promise<Advert | undefined> {
+  /**
+   * What to do with a gossiped advert. Most copies a node receives are of adverts it already holds, and
+   * their signatures are not checked again: a copy byte for byte of the advert we hold is passed on
+   * (we may have it from a pull, not from gossip, and the peers behind us may lack it), an older one is
+   * not; a newer one is verified, passed on and taken. Refusals are logged.
+   */
+  private async check(msg: Message): Promise<Verdict> {
     if (msg.type !== 'signed') {
       this.reportDropped('an unsigned peer', 'dropped an unsigned advert message');
-      return undefined;
+      return { result: TopicValidatorResult.Reject };
     }
     try {
-      return await verifyAdvert(msg.data, { ...this.verifyOptions(), expectedPeer: msg.from.toString() });
+      const from = msg.from.toString();
+      const unverified = readAdvert(msg.data);
+      const { peerId } = unverified.advert;
+      const known = this.init.table.get(peerId);
+      // (an advert of someone else than its signer is refused by verifyAdvert, whether newer or not)
+      if (peerId === from && peerId === this.init.peerId) return { result: TopicValidatorResult.Ignore };
+      if (peerId === from && known && !isNewerAdvert(unverified.advert, known.advert)) {
+        return { result: Buffer.from(known.wire).equals(msg.data) ? TopicValidatorResult.Accept : TopicValidatorResult.Ignore };
+      }
+      const advert = await verifyAdvert(unverified, { ...this.verifyOptions(), expectedPeer: from });
+      return { result: TopicValidatorResult.Accept, advert };
     } catch (error) {
-      this.reportDropped(msg.from.toString(), `dropped an advert from ${msg.from}: ${(error as Error).message}`);
-      return undefined;
+      if (!(error instanceof AdvertError)) throw error;
+      this.reportDropped(msg.from.toString(), `dropped an advert from ${msg.from}: ${error.message}`);
+      return { result: TopicValidatorResult.Reject };
     }
   }
 
@@ -377,25 +402,18 @@ export class AdvertService {
   }
 
   private readonly validate = async (_source: PeerId, msg: Message): Promise<TopicValidatorResult> => {
-    const advert = await this.check(msg);
-    if (!advert) return TopicValidatorResult.Reject;
-    const known = this.init.table.get(advert.peerId);
-    if (advert.peerId === this.init.peerId || (known && !isNewerAdvert(advert, known.advert))) return TopicValidatorResult.Ignore;
-    this.verified.set(msg, advert);
-    return TopicValidatorResult.Accept;
+    const verdict = await this.check(msg);
+    if (verdict.result === TopicValidatorResult.Accept) this.verdicts.set(msg, verdict);
+    return verdict.result;
   };
 
   private readonly onMessage = (event: CustomEvent<Message>): void => {
     const msg = event.detail;
     if (msg.topic !== ADVERT_TOPIC) return;
-    const advert = this.verified.get(msg);
-    if (advert) {
-      this.verified.delete(msg);
-      this.accept(advert, msg.data);
-    } else {
-      // Our validator was replaced: check here instead.
-      void this.check(msg).then((checked) => checked && this.accept(checked, msg.data));
-    }
+    const verdict = this.verdicts.get(msg);
+    this.verdicts.delete(msg);
+    // Without a verdict our validator was replaced: check here instead.
+    void (verdict ? Promise.resolve(verdict) : this.check(msg)).then(({ advert }) => advert && this.accept(advert, msg.data));
   };
 
   private accept(advert: Advert, data: Uint8Array): void {

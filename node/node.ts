@@ -43,7 +43,8 @@ const PERSIST_PEERS_EVERY_MS = 30_000;
 const REJOIN_FIRST_DELAY_MS = 10_000;
 const REJOIN_MAX_DELAY_MS = 60_000;
 /** A node dials discovered peers until it has this many connections (it still accepts more). */
-const WANTED_CONNECTIONS = 6;
+const WANTED_CONNECTIONS = 4;
+const MAX_DIALS_IN_FLIGHT = 2;
 
 /** What `slapmesh peers --json` prints for each peer (design.md §8). */
 export interface PeerView {
@@ -258,16 +259,24 @@ export class SlapmeshNode {
 
   /**
    * Dials a discovered peer while this node has fewer than WANTED_CONNECTIONS, dials in flight
-   * included: gossip reaches everyone through a few connections each, and connecting every pair costs
-   * N² handshakes (a joining node learns tens of peers at once, before any dial completes).
+   * included, and at most MAX_DIALS_IN_FLIGHT at a time: gossip reaches everyone through a few
+   * connections each, and connecting every pair costs N² handshakes. When nodes join together, each
+   * learns tens of peers at once: dialling them a few at a time lets the connections others open to it
+   * count before it dials more.
    */
   private dialSome(peerId: string, target: PeerId | Multiaddr[]): void {
     const host = this.host;
-    if (!host || this.dialling.has(peerId) || host.getConnections().length + this.dialling.size >= WANTED_CONNECTIONS) return;
+    if (!host || this.dialling.has(peerId) || this.dialling.size >= MAX_DIALS_IN_FLIGHT) return;
+    if (host.getConnections().length + this.dialling.size >= WANTED_CONNECTIONS) return;
     this.dialling.add(peerId);
-    host.dial(target)
-      .catch((error: Error) => this.logs?.forComponent('node').debug(`dial ${peerId}: ${error.message}`))
-      .finally(() => this.dialling.delete(peerId));
+    host.dial(target).then(() => {
+      this.dialling.delete(peerId);
+      // Still short of connections: the peers heard of while this dial was in flight.
+      for (const peer of this.table.list()) this.dialIfUnknown(peer.advert);
+    }, (error: Error) => {
+      this.dialling.delete(peerId);
+      this.logs?.forComponent('node').debug(`dial ${peerId}: ${error.message}`);
+    });
   }
 
   private controlHandlers(): Map<string, ControlHandler> {
