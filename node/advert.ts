@@ -1,15 +1,12 @@
 // A node's signed advert (design.md §4): who it is, where to reach it, its hardware and the releases it
-// has built. On the wire (gossip and the info protocol) an advert is UTF-8 JSON
-//   {"payload": "<the advert as a JSON string>", "signature": "<base64 Ed25519 signature>"}
-// signed over the payload's UTF-8 bytes with the node's own key, so anyone can check it with the public
-// key embedded in the advert's Ed25519 PeerId, whoever relayed it. Everything received is untrusted: it is
-// size-limited before it is parsed, and validated field by field (types, ranges, lengths, multiaddr,
-// PeerId and CID syntax) before the signature is checked.
+// has built. On the wire (gossip and the info protocol) an advert is a signed document (node/signed.ts)
+// of the node's own key, so anyone can check it whoever relayed it. Fields are validated (types, ranges,
+// lengths, multiaddr, PeerId and CID syntax) before the signature is checked.
 import type { PrivateKey } from '@libp2p/interface';
-import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id';
+import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import { multiaddr } from '@multiformats/multiaddr';
-import { CID } from 'multiformats/cid';
 import type { Hardware } from './hardware.js';
+import { Fields, open, seal, signedBy, type Fail } from './signed.js';
 
 /** Largest advert on the wire, wrapper and signature included. */
 export const MAX_ADVERT_BYTES = 64 * 1024;
@@ -78,9 +75,7 @@ export async function signAdvert(advert: Advert, key: PrivateKey): Promise<Uint8
   if (key.type !== 'Ed25519') throw new AdvertError('wrong-key', `adverts are signed with Ed25519 keys, not ${key.type}`);
   const signer = peerIdFromPrivateKey(key).toString();
   if (signer !== clean.peerId) throw new AdvertError('wrong-key', `advert of ${clean.peerId} cannot be signed by ${signer}`);
-  const payload = JSON.stringify(clean);
-  const signature = await key.sign(encoder.encode(payload));
-  const wire = encoder.encode(JSON.stringify({ payload, signature: Buffer.from(signature).toString('base64') }));
+  const wire = await seal(clean, key);
   if (wire.byteLength > MAX_ADVERT_BYTES) {
     throw new AdvertError('too-large', `advert is ${wire.byteLength} bytes, more than ${MAX_ADVERT_BYTES}`);
   }
@@ -99,20 +94,8 @@ export interface UnverifiedAdvert {
  * enough to tell whether it is worth verifying. Throws AdvertError saying why it is refused.
  */
 export function readAdvert(bytes: Uint8Array): UnverifiedAdvert {
-  if (bytes.byteLength > MAX_ADVERT_BYTES) {
-    throw new AdvertError('too-large', `advert is ${bytes.byteLength} bytes, more than ${MAX_ADVERT_BYTES}`);
-  }
-  let text: string;
-  try {
-    text = decoder.decode(bytes);
-  } catch {
-    throw new AdvertError('malformed', 'advert is not UTF-8');
-  }
-  const wrapper = object(parseJson(text, 'advert'), 'advert', ['payload', 'signature'], 'malformed');
-  const payload = wrapper.payload;
-  if (typeof payload !== 'string') throw new AdvertError('malformed', 'advert payload must be a string');
-  const advert = validateAdvert(parseJson(payload, 'advert payload'));
-  return { advert, payload, signature: decodeSignature(wrapper.signature) };
+  const { document, payload, signature } = open(bytes, MAX_ADVERT_BYTES, 'advert', fail, validateAdvert);
+  return { advert: document, payload, signature };
 }
 
 /** Checks an advert received from anyone (wire bytes, or what readAdvert made of them); throws AdvertError saying why it is refused. */
@@ -121,15 +104,7 @@ export async function verifyAdvert(received: Uint8Array | UnverifiedAdvert, opti
   if (options.expectedPeer !== undefined && advert.peerId !== options.expectedPeer) {
     throw new AdvertError('peer-mismatch', `advert of ${advert.peerId} came from ${options.expectedPeer}`);
   }
-  // validateAdvert made sure this is an Ed25519 PeerId, which embeds its public key.
-  const publicKey = peerIdFromString(advert.peerId).publicKey;
-  let valid = false;
-  try {
-    valid = publicKey !== undefined && (await publicKey.verify(encoder.encode(payload), signature));
-  } catch {
-    valid = false;
-  }
-  if (!valid) throw new AdvertError('bad-signature', `advert of ${advert.peerId} has a bad signature`);
+  if (!(await signedBy(advert.peerId, payload, signature))) throw new AdvertError('bad-signature', `advert of ${advert.peerId} has a bad signature`);
 
   const now = options.now ?? Date.now();
   const skew = options.maxClockSkewMs ?? DEFAULT_MAX_CLOCK_SKEW_MS;
@@ -147,137 +122,52 @@ export async function verifyAdvert(received: Uint8Array | UnverifiedAdvert, opti
  * Throws AdvertError('schema') naming the first bad field.
  */
 export function validateAdvert(value: unknown): Advert {
-  const a = object(value, 'advert', ['peerId', 'seq', 'time', 'addresses', 'hardware', 'releases']);
-  const peerId = validatePeerId(a.peerId);
-  const seq = integer(a.seq, 'seq', 0, Number.MAX_SAFE_INTEGER);
-  const time = integer(a.time, 'time', 0, Number.MAX_SAFE_INTEGER);
-  const addresses = array(a.addresses, 'addresses', MAX_ADVERT_ADDRESSES).map((address, i) => validateAddress(address, `addresses[${i}]`, peerId));
+  const a = fields.object(value, 'advert', ['peerId', 'seq', 'time', 'addresses', 'hardware', 'releases']);
+  const peerId = fields.peerId(a.peerId, 'peerId');
+  const seq = fields.integer(a.seq, 'seq', 0, Number.MAX_SAFE_INTEGER);
+  const time = fields.integer(a.time, 'time', 0, Number.MAX_SAFE_INTEGER);
+  const addresses = fields.array(a.addresses, 'addresses', MAX_ADVERT_ADDRESSES).map((address, i) => validateAddress(address, `addresses[${i}]`, peerId));
 
-  const h = object(a.hardware, 'hardware', ['cpus', 'cpuModel', 'memory', 'freeMemory', 'disk', 'arch', 'os', 'libc', 'load', 'partitions']);
-  const load = array(h.load, 'hardware.load', 3);
-  if (load.length !== 3) schema('hardware.load must hold 3 numbers');
-  const p = object(h.partitions, 'hardware.partitions', ['total', 'free']);
-  const partitions = { total: integer(p.total, 'hardware.partitions.total', 0, 1_000_000), free: integer(p.free, 'hardware.partitions.free', 0, 1_000_000) };
-  if (partitions.free > partitions.total) schema('hardware.partitions.free must not exceed hardware.partitions.total');
+  const h = fields.object(a.hardware, 'hardware', ['cpus', 'cpuModel', 'memory', 'freeMemory', 'disk', 'arch', 'os', 'libc', 'load', 'partitions']);
+  const load = fields.array(h.load, 'hardware.load', 3);
+  if (load.length !== 3) fields.schema('hardware.load must hold 3 numbers');
+  const p = fields.object(h.partitions, 'hardware.partitions', ['total', 'free']);
+  const partitions = { total: fields.integer(p.total, 'hardware.partitions.total', 0, 1_000_000), free: fields.integer(p.free, 'hardware.partitions.free', 0, 1_000_000) };
+  if (partitions.free > partitions.total) fields.schema('hardware.partitions.free must not exceed hardware.partitions.total');
   const hardware: AdvertHardware = {
-    cpus: integer(h.cpus, 'hardware.cpus', 0, 1_000_000),
-    cpuModel: string(h.cpuModel, 'hardware.cpuModel', 256),
-    memory: number(h.memory, 'hardware.memory', 0, Number.MAX_SAFE_INTEGER),
-    freeMemory: number(h.freeMemory, 'hardware.freeMemory', 0, Number.MAX_SAFE_INTEGER),
-    disk: number(h.disk, 'hardware.disk', 0, Number.MAX_SAFE_INTEGER),
-    arch: string(h.arch, 'hardware.arch', 32),
-    os: string(h.os, 'hardware.os', 64),
-    libc: string(h.libc, 'hardware.libc', 64),
-    load: [number(load[0], 'hardware.load[0]', 0, 1e9), number(load[1], 'hardware.load[1]', 0, 1e9), number(load[2], 'hardware.load[2]', 0, 1e9)],
+    cpus: fields.integer(h.cpus, 'hardware.cpus', 0, 1_000_000),
+    cpuModel: fields.string(h.cpuModel, 'hardware.cpuModel', 256),
+    memory: fields.number(h.memory, 'hardware.memory', 0, Number.MAX_SAFE_INTEGER),
+    freeMemory: fields.number(h.freeMemory, 'hardware.freeMemory', 0, Number.MAX_SAFE_INTEGER),
+    disk: fields.number(h.disk, 'hardware.disk', 0, Number.MAX_SAFE_INTEGER),
+    arch: fields.string(h.arch, 'hardware.arch', 32),
+    os: fields.string(h.os, 'hardware.os', 64),
+    libc: fields.string(h.libc, 'hardware.libc', 64),
+    load: [fields.number(load[0], 'hardware.load[0]', 0, 1e9), fields.number(load[1], 'hardware.load[1]', 0, 1e9), fields.number(load[2], 'hardware.load[2]', 0, 1e9)],
     partitions,
   };
 
-  const releases = array(a.releases, 'releases', MAX_ADVERT_RELEASES).map((release, i) => {
-    const r = object(release, `releases[${i}]`, ['cid', 'name']);
-    const cid = string(r.cid, `releases[${i}].cid`, MAX_CID_LENGTH);
-    try {
-      CID.parse(cid);
-    } catch {
-      schema(`releases[${i}].cid is not a CID: ${JSON.stringify(cid)}`);
-    }
-    return { cid, name: string(r.name, `releases[${i}].name`, MAX_RELEASE_NAME_LENGTH) };
+  const releases = fields.array(a.releases, 'releases', MAX_ADVERT_RELEASES).map((release, i) => {
+    const r = fields.object(release, `releases[${i}]`, ['cid', 'name']);
+    return { cid: fields.cid(r.cid, `releases[${i}].cid`, MAX_CID_LENGTH), name: fields.string(r.name, `releases[${i}].name`, MAX_RELEASE_NAME_LENGTH) };
   });
   return { peerId, seq, time, addresses, hardware, releases };
 }
 
-const encoder = new TextEncoder();
-const decoder = new TextDecoder('utf-8', { fatal: true });
-
-function schema(message: string): never {
-  throw new AdvertError('schema', `invalid advert: ${message}`);
-}
-
-function parseJson(text: string, what: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    throw new AdvertError('malformed', `${what} is not JSON`);
-  }
-}
-
-function decodeSignature(value: unknown): Uint8Array {
-  if (typeof value !== 'string' || value.length > 128) throw new AdvertError('malformed', 'advert signature must be a base64 string');
-  const bytes = Buffer.from(value, 'base64');
-  // Buffer's decoder skips what is not base64: insist on the canonical form.
-  if (bytes.toString('base64') !== value || bytes.byteLength !== 64) {
-    throw new AdvertError('malformed', 'advert signature must be 64 bytes in canonical base64');
-  }
-  return new Uint8Array(bytes);
-}
-
-function validatePeerId(value: unknown): string {
-  const text = string(value, 'peerId', 128);
-  let id;
-  try {
-    id = peerIdFromString(text);
-  } catch {
-    schema(`peerId is not a PeerId: ${JSON.stringify(text)}`);
-  }
-  if (id.type !== 'Ed25519') schema(`peerId must be an Ed25519 PeerId, not ${id.type}`);
-  // One spelling per peer, so that comparisons with other PeerIds are exact.
-  if (id.toString() !== text) schema(`peerId is not in its canonical form (${id.toString()})`);
-  return text;
-}
+const fail: Fail<AdvertRejection> = (reason, message) => {
+  throw new AdvertError(reason, message);
+};
+const fields: Fields<AdvertRejection> = new Fields('advert', fail);
 
 function validateAddress(value: unknown, path: string, peerId: string): string {
-  const text = string(value, path, MAX_ADDRESS_LENGTH);
+  const text = fields.string(value, path, MAX_ADDRESS_LENGTH);
   let components;
   try {
     components = multiaddr(text).getComponents();
   } catch (error) {
-    schema(`${path} is not a multiaddr (${(error as Error).message}): ${JSON.stringify(text)}`);
+    fields.schema(`${path} is not a multiaddr (${(error as Error).message}): ${JSON.stringify(text)}`);
   }
   const last = components.at(-1);
-  if (last?.name !== 'p2p' || last.value !== peerId) schema(`${path} must end with /p2p/${peerId}: ${JSON.stringify(text)}`);
+  if (last?.name !== 'p2p' || last.value !== peerId) fields.schema(`${path} must end with /p2p/${peerId}: ${JSON.stringify(text)}`);
   return text;
-}
-
-function object(value: unknown, path: string, keys: readonly string[], reason: AdvertRejection = 'schema'): Record<string, unknown> {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new AdvertError(reason, `invalid advert: ${path} must be an object`);
-  }
-  const record = value as Record<string, unknown>;
-  for (const key of Object.keys(record)) {
-    if (!keys.includes(key)) throw new AdvertError(reason, `invalid advert: ${path} has an unknown field ${JSON.stringify(key)}`);
-  }
-  for (const key of keys) {
-    if (!Object.hasOwn(record, key)) throw new AdvertError(reason, `invalid advert: ${path} lacks ${JSON.stringify(key)}`);
-  }
-  return record;
-}
-
-function array(value: unknown, path: string, max: number): unknown[] {
-  if (!Array.isArray(value)) schema(`${path} must be an array`);
-  if (value.length > max) schema(`${path} holds ${value.length} items, more than ${max}`);
-  return value;
-}
-
-// C0 controls and DEL: advert strings end up on people's terminals (`slapmesh peers`).
-// eslint-disable-next-line no-control-regex
-const CONTROL = /[\u0000-\u001f\u007f]/;
-
-function string(value: unknown, path: string, max: number): string {
-  if (typeof value !== 'string') schema(`${path} must be a string`);
-  if (value.length > max) schema(`${path} is ${value.length} characters long, more than ${max}`);
-  if (CONTROL.test(value)) schema(`${path} holds control characters`);
-  return value;
-}
-
-function number(value: unknown, path: string, min: number, max: number): number {
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max) {
-    schema(`${path} must be a number from ${min} to ${max}`);
-  }
-  return value;
-}
-
-function integer(value: unknown, path: string, min: number, max: number): number {
-  if (!Number.isSafeInteger(value) || (value as number) < min || (value as number) > max) {
-    schema(`${path} must be an integer from ${min} to ${max}`);
-  }
-  return value as number;
 }
