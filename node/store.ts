@@ -22,7 +22,19 @@ export interface StoredRelease {
   state: 'building' | 'available' | 'error';
   path?: string;
   error?: string;
+  /** How an available release was had: built here, or fetched from `peer`'s artifact. */
+  source?: 'built' | 'peer';
+  peer?: string;
   updatedAt: number;
+}
+
+export interface StoredCacheEntry {
+  key: string;
+  builder: string;
+  cid: string;
+  time: number;
+  /** The signed entry, JSON text. */
+  wire: string;
 }
 
 /**
@@ -48,6 +60,18 @@ const MIGRATIONS: readonly string[] = [
      updated_at INTEGER NOT NULL
    ) STRICT;
    CREATE INDEX releases_by_state ON releases (state);`,
+  // 2: where a release came from; signed cache entries (node/cache/entry.ts), newest per key and builder.
+  `ALTER TABLE releases ADD COLUMN source TEXT CHECK (source IN ('built', 'peer'));
+   ALTER TABLE releases ADD COLUMN peer TEXT;
+   CREATE TABLE cache_entries (
+     key TEXT NOT NULL,
+     builder TEXT NOT NULL,
+     cid TEXT NOT NULL,
+     time INTEGER NOT NULL,
+     wire TEXT NOT NULL, -- the signed entry as received
+     PRIMARY KEY (key, builder)
+   ) STRICT;
+   CREATE INDEX cache_entries_by_cid ON cache_entries (cid);`,
 ];
 
 /** The schema version this code writes and understands. */
@@ -166,12 +190,36 @@ export class NodeStore {
 
   upsertRelease(release: StoredRelease): void {
     this.#write(() => this.#run(
-      `INSERT INTO releases (cid, name, state, path, error, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+      `INSERT INTO releases (cid, name, state, path, error, source, peer, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (cid) DO UPDATE SET
          name = excluded.name, state = excluded.state, path = excluded.path, error = excluded.error,
-         updated_at = excluded.updated_at`,
-      release.cid, release.name, release.state, release.path ?? null, release.error ?? null, release.updatedAt,
+         source = excluded.source, peer = excluded.peer, updated_at = excluded.updated_at`,
+      release.cid, release.name, release.state, release.path ?? null, release.error ?? null,
+      release.source ?? null, release.peer ?? null, release.updatedAt,
     ));
+  }
+
+  /** Keeps a signed cache entry, unless an entry of the same key and builder at least as recent is kept. */
+  putCacheEntry(entry: StoredCacheEntry): boolean {
+    return this.#write(() => this.#run(
+      `INSERT INTO cache_entries (key, builder, cid, time, wire) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (key, builder) DO UPDATE SET cid = excluded.cid, time = excluded.time, wire = excluded.wire
+       WHERE excluded.time > cache_entries.time`,
+      entry.key, entry.builder, entry.cid, entry.time, entry.wire,
+    )) > 0;
+  }
+
+  /** The entries of `key` (newest first), or all of them. */
+  listCacheEntries(key?: string): StoredCacheEntry[] {
+    const rows = key === undefined
+      ? this.#statement(`${SELECT_ENTRY} ORDER BY key, time DESC`).all()
+      : this.#statement(`${SELECT_ENTRY} WHERE key = ? ORDER BY time DESC`).all(key);
+    return rows.map((row) => ({ key: text(row, 'key'), builder: text(row, 'builder'), cid: text(row, 'cid'), time: integer(row, 'time'), wire: text(row, 'wire') }));
+  }
+
+  /** Forgets the entries naming a blob (evicted, or found corrupt). */
+  deleteCacheEntriesOf(cid: string): number {
+    return this.#write(() => this.#run('DELETE FROM cache_entries WHERE cid = ?', cid));
   }
 
   getRelease(cid: string): StoredRelease | undefined {
@@ -250,7 +298,8 @@ export class NodeStore {
 }
 
 const SELECT_PEER = 'SELECT peer_id, addresses, advert, last_seen FROM peers';
-const SELECT_RELEASE = 'SELECT cid, name, state, path, error, updated_at FROM releases';
+const SELECT_RELEASE = 'SELECT cid, name, state, path, error, source, peer, updated_at FROM releases';
+const SELECT_ENTRY = 'SELECT key, builder, cid, time, wire FROM cache_entries';
 
 type Row = Record<string, SQLOutputValue>;
 
@@ -281,10 +330,11 @@ function toRelease(row: Row): StoredRelease {
     state: text(row, 'state') as StoredRelease['state'], // the CHECK constraint keeps it one of the three
     updatedAt: integer(row, 'updated_at'),
   };
-  const path = row['path'];
-  const error = row['error'];
+  const { path, error, source, peer } = row;
   if (typeof path === 'string') release.path = path;
   if (typeof error === 'string') release.error = error;
+  if (source === 'built' || source === 'peer') release.source = source;
+  if (typeof peer === 'string') release.peer = peer;
   return release;
 }
 

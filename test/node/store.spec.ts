@@ -174,13 +174,41 @@ describe('node/store', () => {
       assert.deepEqual(store.listReleases('error'), [failed]);
       assert.deepEqual(store.listReleases('available'), []);
 
-      const built: StoredRelease = { cid: 'bafy2', name: 'hello', state: 'available', path: '/data/software/bafy2', updatedAt: 3 };
+      const built: StoredRelease = { cid: 'bafy2', name: 'hello', state: 'available', path: '/data/software/bafy2', source: 'peer', peer: '12D3KooWpeer', updatedAt: 3 };
       store.upsertRelease(built);
       const retried: StoredRelease = { cid: 'bafy3', name: 'erp5', state: 'building', updatedAt: 4 };
       store.upsertRelease(retried);
       assert.deepEqual(store.listReleases(), [retried, built]);
       assert.deepEqual(store.listReleases('available'), [built]);
       assert.deepEqual(store.listReleases('error'), []);
+    });
+  });
+
+  describe('cache entries', () => {
+    it('keeps the newest entry per key and builder, lists by key, and forgets those of a blob', () => {
+      const entry = (builder: string, cid: string, time: number) => ({ key: 'release/bafyR/linux', builder, cid, time, wire: `{"t":${time}}` });
+      assert.equal(store.putCacheEntry(entry('A', 'bafy1', 10)), true);
+      assert.equal(store.putCacheEntry(entry('A', 'bafy0', 5)), false, 'an older entry of the same builder is not kept');
+      assert.equal(store.putCacheEntry(entry('B', 'bafy2', 20)), true);
+      store.putCacheEntry({ ...entry('A', 'bafy3', 1), key: 'part/sig/linux' });
+      assert.deepEqual(store.listCacheEntries('release/bafyR/linux'), [entry('B', 'bafy2', 20), entry('A', 'bafy1', 10)]);
+      assert.equal(store.listCacheEntries().length, 3);
+      assert.equal(store.deleteCacheEntriesOf('bafy2'), 1);
+      assert.deepEqual(store.listCacheEntries('release/bafyR/linux'), [entry('A', 'bafy1', 10)]);
+    });
+
+    it('upgrades a version 1 database and keeps its releases', () => {
+      store.close();
+      const old = join(dir, 'v1.db');
+      const db = new DatabaseSync(old);
+      db.exec(`CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
+        CREATE TABLE releases (cid TEXT PRIMARY KEY, name TEXT NOT NULL, state TEXT NOT NULL CHECK (state IN ('building', 'available', 'error')), path TEXT, error TEXT, updated_at INTEGER NOT NULL) STRICT;
+        INSERT INTO releases VALUES ('bafy1', 'hello', 'available', '/x', NULL, 7);
+        PRAGMA user_version = 1;`);
+      db.close();
+      store = NodeStore.open(old);
+      assert.equal(store.schemaVersion, SCHEMA_VERSION);
+      assert.deepEqual(store.listReleases(), [{ cid: 'bafy1', name: 'hello', state: 'available', path: '/x', updatedAt: 7 }]);
     });
   });
 
