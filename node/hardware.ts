@@ -33,6 +33,12 @@ interface FixedFacts {
 
 let fixed: FixedFacts | undefined;
 
+/** OS, architecture and libc (e.g. linux-x64-glibc2.36): what a build is for, in cache keys. */
+export function platform(): string {
+  fixed ??= probeFixedFacts();
+  return fixed.os;
+}
+
 export async function probeHardware(dataDir: string, partitions: { total: number; used: number }): Promise<Hardware> {
   fixed ??= probeFixedFacts();
   const fs = await statfs(dataDir);
