@@ -1,0 +1,134 @@
+// Built artifacts (design.md §6): a built tree packed as a deterministic tar compressed with zstd and named
+// by its CID, then extracted under any node's software root with the build prefix rewritten.
+import { randomBytes } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { lstat, mkdir, mkdtemp, readdir, readlink, realpath, rename, rm } from 'node:fs/promises';
+import { basename, dirname, isAbsolute, join, posix, relative, resolve, sep } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createZstdCompress } from 'node:zlib';
+import { Header, Pax, type HeaderData } from 'tar';
+import { extractArchive } from '../../engine/install/archive.js';
+import { hashFile } from './cid.js';
+import { relocateTree } from './relocate.js';
+
+export interface PackedArtifact {
+  cid: string;
+  size: number;
+  /** sha256 (hex) of each 1 MiB chunk of the file, for verifying a fetch as it arrives. */
+  chunks: string[];
+  file: string;
+}
+
+/** A tree that cannot be packed: a special file, a link leading out of it, a file changing meanwhile. */
+export class PackError extends Error {
+  override name = 'PackError';
+}
+
+/** An artifact cannot be moved into place: the destination exists and is not an empty folder. */
+export class ArtifactDestinationError extends Error {
+  override name = 'ArtifactDestinationError';
+}
+
+/**
+ * Packs the tree at `dir` into `out` (written whole or not at all). The tar depends only on the contents:
+ * entries sorted, times, owners and names zeroed; modes kept, since built trees need them. Links to
+ * absolute paths inside the tree become relative (extraction refuses absolute ones, and relative ones hold
+ * under any prefix); links leading out of the tree are refused.
+ */
+export async function packArtifact(dir: string, out: string): Promise<PackedArtifact> {
+  dir = resolve(dir);
+  out = resolve(out);
+  await mkdir(dirname(out), { recursive: true });
+  const temp = `${out}.${randomBytes(6).toString('hex')}.tmp`;
+  try {
+    const roots = [...new Set([dir, await realpath(dir)])];
+    await pipeline(Readable.from(tarBlocks(dir, roots)), createZstdCompress(), createWriteStream(temp, { flags: 'wx' }));
+    const hashed = await hashFile(temp);
+    await rename(temp, out);
+    return { ...hashed, file: out };
+  } catch (error) {
+    await rm(temp, { force: true });
+    if (error instanceof PackError) throw error;
+    throw new PackError(`cannot pack ${dir} into ${out}: ${(error as Error).message}`);
+  }
+}
+
+async function* tarBlocks(dir: string, roots: readonly string[]): AsyncGenerator<Buffer> {
+  // withFileTypes: without it, a recursive readdir follows links to folders.
+  const paths = (await readdir(dir, { recursive: true, withFileTypes: true })).map((entry) => join(entry.parentPath, entry.name));
+  for (const path of paths.sort()) {
+    const name = relative(dir, path).split(sep).join('/');
+    const stats = await lstat(path);
+    const fields = { path: name, mode: stats.mode & 0o7777, uid: 0, gid: 0, uname: '', gname: '', mtime: new Date(0), size: 0 };
+    if (stats.isDirectory()) {
+      yield header({ ...fields, path: `${name}/`, type: 'Directory' });
+    } else if (stats.isSymbolicLink()) {
+      yield header({ ...fields, type: 'SymbolicLink', linkpath: linkTarget(roots, name, await readlink(path)) });
+    } else if (stats.isFile()) {
+      yield header({ ...fields, type: 'File', size: stats.size });
+      yield* fileBlocks(path, stats.size);
+    } else {
+      throw new PackError(`cannot pack ${path}: only files, folders and links can be packed`);
+    }
+  }
+  yield Buffer.alloc(1024);
+}
+
+/** A ustar header, after a PAX header holding what does not fit in it (long names, sizes of 8 GiB and more). */
+function header(fields: HeaderData): Buffer {
+  const block = Buffer.alloc(512);
+  if (!new Header(fields).encode(block)) return block;
+  return Buffer.concat([new Pax({ path: fields.path, linkpath: fields.linkpath, size: fields.size }).encode(), block]);
+}
+
+async function* fileBlocks(path: string, size: number): AsyncGenerator<Buffer> {
+  if (size === 0) return;
+  let read = 0;
+  for await (const data of createReadStream(path, { end: size - 1 }) as AsyncIterable<Buffer>) {
+    read += data.length;
+    yield data;
+  }
+  if (read !== size) throw new PackError(`cannot pack ${path}: it changed while being packed`);
+  if (size % 512) yield Buffer.alloc(512 - (size % 512));
+}
+
+/** The target to store for a link at `name` (relative to the tree), whose targets may not leave the tree. */
+function linkTarget(roots: readonly string[], name: string, target: string): string {
+  const refuse = () => new PackError(`cannot pack link ${name} -> ${target}: it leads out of the tree`);
+  if (isAbsolute(target)) {
+    const root = roots.find((root) => target === root || target.startsWith(`${root}/`));
+    if (root === undefined) throw refuse();
+    return relative(dirname(join(root, name)), target) || '.';
+  }
+  const normal = posix.normalize(posix.join(posix.dirname(name), target));
+  if (normal === '..' || normal.startsWith('../')) throw refuse();
+  return target;
+}
+
+/**
+ * Extracts the artifact `file` into `destination`, which appears only complete: extracted beside it
+ * (refusing unsafe archives, as extractArchive does), relocated from the prefix it was built under to
+ * `toPrefix`, then renamed. Nothing is left behind on failure.
+ */
+export async function extractArtifact(file: string, destination: string, prefixes: { fromPrefix: string; toPrefix: string }): Promise<void> {
+  destination = resolve(destination);
+  const existing = await readdir(destination).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return [];
+    throw new ArtifactDestinationError(`cannot extract into ${destination}: ${error.message}`);
+  });
+  if (existing.length) throw new ArtifactDestinationError(`cannot extract into ${destination}: it is not empty`);
+  await mkdir(dirname(destination), { recursive: true });
+  // Beside the destination, so that the final rename stays on one file system.
+  const work = await mkdtemp(join(dirname(destination), `.${basename(destination)}.artifact-`));
+  try {
+    const tree = join(work, 'tree');
+    await extractArchive(file, tree);
+    await relocateTree(tree, prefixes.fromPrefix, prefixes.toPrefix);
+    await rename(tree, destination).catch((error: Error) => {
+      throw new ArtifactDestinationError(`cannot move ${file} into ${destination}: ${error.message}`);
+    });
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,226 @@
+// Supplying a software release (design.md §6): the release becomes a bundle named by its CID; the node
+// then has it built in its software root — from a trusted artifact when one can be had (its own cache,
+// then peers), else by building it under a padded prefix, packing the result as an artifact, signing a
+// cache entry for it, and extracting it like any fetched artifact. node.db records each release's state
+// (building, available, error); a build's output goes to a log file beside the software root.
+import { createWriteStream } from 'node:fs';
+import { mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { PrivateKey } from '@libp2p/interface';
+import { install, type InstallEvent } from '../engine/install/installer.js';
+import type { BlobStore } from './cache/blob-store.js';
+import { bundleRelease, unbundle } from './cache/bundle.js';
+import { parseBlobCid } from './cache/cid.js';
+import { formatKey, signEntry, verifyEntry, type CacheEntry } from './cache/entry.js';
+import { extractArtifact, packArtifact } from './cache/artifact.js';
+import { paddedPrefix } from './cache/relocate.js';
+import type { Logger } from './log.js';
+import type { NodeStore } from './store.js';
+
+/** What this node knows how to ask the mesh for (the node wires it to the DHT and the cache protocol). */
+export interface RemoteCache {
+  /** Signed entries for a key, as peers gave them (unverified), with the peer each came from. */
+  findEntries(key: string, signal: AbortSignal): Promise<{ wire: Uint8Array; from: string }[]>;
+  /** Fetches a blob into the local store; with an entry, each chunk is verified as it arrives. */
+  fetch(cid: string, entry: CacheEntry | undefined, signal: AbortSignal): Promise<{ peer: string }>;
+  /** Tells the mesh this node serves these blobs and keys. */
+  provide(cids: readonly string[], keys: readonly string[]): Promise<void>;
+}
+
+export interface SupplyResult {
+  cid: string;
+  name: string;
+  /** local: it was already here; built: built here; peer: from a peer's artifact. */
+  source: 'local' | 'built' | 'peer';
+  peer?: string;
+  seconds: number;
+  path: string;
+}
+
+export interface ReleasesInit {
+  dataDir: string;
+  store: NodeStore;
+  blobs: BlobStore;
+  key: PrivateKey;
+  peerId: string;
+  platform: string;
+  /** Whether this node uses artifacts signed by `builder` (itself always). */
+  trusts: (builder: string) => boolean;
+  remote?: RemoteCache;
+  log: Logger;
+  /** Parts built at once (default 1). */
+  jobs?: number;
+  now?: () => number;
+}
+
+export class SupplyError extends Error {
+  override name = 'SupplyError';
+}
+
+export class Releases {
+  private readonly inFlight = new Map<string, Promise<SupplyResult>>();
+
+  constructor(private readonly init: ReleasesInit) {}
+
+  softwareRoot(cid: string): string {
+    return join(this.init.dataDir, 'software', cid);
+  }
+
+  /** RELEASE is a profile path (or a folder with software.cfg), or the CID of a bundle. */
+  async supply(release: string, options: { signal?: AbortSignal; onEvent?: (event: InstallEvent) => void } = {}): Promise<SupplyResult> {
+    const started = performance.now();
+    const signal = options.signal ?? new AbortController().signal;
+    const { cid, name, bundle } = await this.bundleOf(release, signal);
+    let run = this.inFlight.get(cid);
+    if (!run) {
+      run = this.make(cid, name, bundle, signal, options.onEvent).finally(() => this.inFlight.delete(cid));
+      this.inFlight.set(cid, run);
+    }
+    return { ...(await run), seconds: (performance.now() - started) / 1000 };
+  }
+
+  private async bundleOf(release: string, signal: AbortSignal): Promise<{ cid: string; name: string; bundle: string }> {
+    let cid: string | undefined;
+    try {
+      cid = parseBlobCid(release);
+    } catch {
+      // not a CID: a path
+    }
+    const { blobs } = this.init;
+    if (cid) {
+      if (!(await blobs.has(cid))) {
+        if (!this.init.remote) throw new SupplyError(`release ${cid} is not in this node's cache, and no peer can be asked`);
+        await this.init.remote.fetch(cid, undefined, signal);
+      }
+      const name = this.init.store.getRelease(cid)?.name ?? cid.slice(-8);
+      return { cid, name, bundle: (await blobs.path(cid))! };
+    }
+    const tmp = join(this.init.dataDir, 'tmp');
+    await mkdir(tmp, { recursive: true });
+    const bundle = await bundleRelease(release, tmp);
+    const put = await blobs.put(bundle.file, { move: true });
+    return { cid: put.cid, name: bundle.name, bundle: (await blobs.path(put.cid))! };
+  }
+
+  private async make(cid: string, name: string, bundle: string, signal: AbortSignal, onEvent?: (event: InstallEvent) => void): Promise<SupplyResult> {
+    const { store, log } = this.init;
+    const now = this.init.now ?? Date.now;
+    const root = this.softwareRoot(cid);
+    const known = store.getRelease(cid);
+    if (known?.state === 'available' && known.path) return { cid, name: known.name, source: 'local', path: known.path, seconds: 0 };
+    store.upsertRelease({ cid, name, state: 'building', updatedAt: now() });
+    const key = formatKey({ kind: 'release', id: cid, platform: this.init.platform });
+    try {
+      for (const entry of await this.trustedEntries(key, signal)) {
+        try {
+          const peer = await this.installArtifact(entry, root, signal);
+          store.upsertRelease({ cid, name, state: 'available', path: root, source: 'peer', ...(peer ? { peer } : {}), updatedAt: now() });
+          log(`release ${name} (${cid}) installed from ${entry.builder}'s artifact ${entry.cid}`);
+          await this.provide([cid, entry.cid], [key]);
+          return { cid, name, source: entry.builder === this.init.peerId ? 'local' : 'peer', ...(peer ? { peer } : {}), path: root, seconds: 0 };
+        } catch (error) {
+          if (signal.aborted) throw error;
+          log.error(`artifact ${entry.cid} of ${entry.builder} for ${name} not usable: ${(error as Error).message}`);
+        }
+      }
+      const artifact = await this.build(cid, key, bundle, root, signal, onEvent);
+      store.upsertRelease({ cid, name, state: 'available', path: root, source: 'built', updatedAt: now() });
+      log(`release ${name} (${cid}) built; artifact ${artifact}`);
+      await this.provide([cid, artifact], [key]);
+      return { cid, name, source: 'built', path: root, seconds: 0 };
+    } catch (error) {
+      store.upsertRelease({ cid, name, state: 'error', error: (error as Error).message, updatedAt: now() });
+      throw error;
+    }
+  }
+
+  /** Entries of trusted builders for `key`, ours and those peers hold, newest first. */
+  private async trustedEntries(key: string, signal: AbortSignal): Promise<CacheEntry[]> {
+    const { store, log } = this.init;
+    const decoder = new TextDecoder();
+    const found: CacheEntry[] = [];
+    for (const stored of store.listCacheEntries(key)) found.push(await verifyEntry(new TextEncoder().encode(stored.wire)));
+    if (found.length === 0 && this.init.remote) {
+      for (const { wire, from } of await this.init.remote.findEntries(key, signal)) {
+        try {
+          const entry = await verifyEntry(wire);
+          if (entry.key !== key) throw new Error(`it is for ${entry.key}`);
+          if (!this.trusted(entry.builder)) {
+            log.debug(`ignored an entry for ${key} from ${from}: its builder ${entry.builder} is not trusted`);
+            continue;
+          }
+          store.putCacheEntry({ key, builder: entry.builder, cid: entry.cid, time: entry.time, wire: decoder.decode(wire) });
+          found.push(entry);
+        } catch (error) {
+          log.error(`dropped a cache entry for ${key} from ${from}: ${(error as Error).message}`);
+        }
+      }
+    }
+    return found.filter((entry) => this.trusted(entry.builder)).sort((a, b) => b.time - a.time);
+  }
+
+  private trusted(builder: string): boolean {
+    return builder === this.init.peerId || this.init.trusts(builder);
+  }
+
+  /** Extracts an artifact (fetched first if need be) into the software root; returns the peer it came from. */
+  private async installArtifact(entry: CacheEntry, root: string, signal: AbortSignal): Promise<string | undefined> {
+    let peer: string | undefined;
+    if (!(await this.init.blobs.has(entry.cid))) {
+      if (!this.init.remote) throw new SupplyError(`artifact ${entry.cid} is not in this node's cache`);
+      peer = (await this.init.remote.fetch(entry.cid, entry, signal)).peer;
+    }
+    if (!entry.relocatable && entry.prefix !== root) throw new SupplyError(`it was built under ${entry.prefix} and cannot be moved`);
+    await rm(root, { recursive: true, force: true });
+    await extractArtifact((await this.init.blobs.path(entry.cid))!, root, { fromPrefix: entry.prefix, toPrefix: root });
+    return peer;
+  }
+
+  /** Builds the release under a padded prefix, packs and signs the artifact, and installs it; returns its CID. */
+  private async build(cid: string, key: string, bundle: string, root: string, signal: AbortSignal, onEvent?: (event: InstallEvent) => void): Promise<string> {
+    const { dataDir, blobs } = this.init;
+    const work = join(dataDir, 'build', cid);
+    const prefix = paddedPrefix(work);
+    await rm(work, { recursive: true, force: true });
+    await mkdir(join(dataDir, 'software'), { recursive: true });
+    await mkdir(join(dataDir, 'tmp'), { recursive: true });
+    const buildLog = createWriteStream(join(dataDir, 'software', `${cid}.log`));
+    try {
+      const profile = await unbundle(bundle, prefix);
+      await install({
+        configFile: profile, cwd: prefix, jobs: this.init.jobs ?? 1, signal,
+        onEvent: (event) => {
+          buildLog.write(`${describe(event)}\n`);
+          onEvent?.(event);
+        },
+      });
+      const packed = await packArtifact(prefix, join(dataDir, 'tmp', `${cid}.tar.zst`));
+      await blobs.put(packed.file, { move: true });
+      const entry: CacheEntry = {
+        key, cid: packed.cid, size: packed.size, prefix, relocatable: true, chunks: packed.chunks,
+        builder: this.init.peerId, time: (this.init.now ?? Date.now)(),
+      };
+      const wire = await signEntry(entry, this.init.key);
+      this.init.store.putCacheEntry({ key, builder: entry.builder, cid: entry.cid, time: entry.time, wire: new TextDecoder().decode(wire) });
+      await rm(root, { recursive: true, force: true });
+      await extractArtifact((await blobs.path(packed.cid))!, root, { fromPrefix: prefix, toPrefix: root });
+      return packed.cid;
+    } finally {
+      buildLog.end();
+      await rm(work, { recursive: true, force: true });
+    }
+  }
+
+  private async provide(cids: string[], keys: string[]): Promise<void> {
+    await this.init.remote?.provide(cids, keys).catch((error: Error) => this.init.log.error(`could not announce ${cids.join(', ')}: ${error.message}`));
+  }
+}
+
+function describe(event: InstallEvent): string {
+  switch (event.type) {
+    case 'log': return `${event.part}: ${event.line}`;
+    case 'done': return `${event.part}: done in ${event.seconds.toFixed(1)} s`;
+    case 'failed': return `${event.part}: failed: ${event.error.message}`;
+    default: return `${event.type} ${event.part}`;
+  }
+}

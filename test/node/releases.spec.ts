@@ -1,0 +1,106 @@
+// Supplying releases on one node and from a trusted builder's artifact (real builds of examples/hello,
+// real archives and relocation; the mesh part is in test/node/cache-mesh.spec.ts).
+import { strict as assert } from 'node:assert';
+import { execFileSync } from 'node:child_process';
+import { cpSync, existsSync, readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { generateKeyPair } from '@libp2p/crypto/keys';
+import type { PrivateKey } from '@libp2p/interface';
+import { peerIdFromPrivateKey } from '@libp2p/peer-id';
+import { BlobStore } from '../../node/cache/blob-store.js';
+import { platform } from '../../node/hardware.js';
+import type { Logger } from '../../node/log.js';
+import { Releases } from '../../node/releases.js';
+import { NodeStore } from '../../node/store.js';
+import { removeTree, writeTree } from '../helpers/files.js';
+
+const HELLO = fileURLToPath(new URL('../../../examples/hello', import.meta.url));
+
+function quietLog(lines: string[]): Logger {
+  const log = ((line: string) => void lines.push(line)) as Logger;
+  log.error = (line) => lines.push(`error: ${line}`);
+  log.debug = () => undefined;
+  return log;
+}
+
+interface Side { dir: string; store: NodeStore; blobs: BlobStore; key: PrivateKey; id: string; releases: Releases; lines: string[] }
+
+async function side(trusted: string[] = []): Promise<Side> {
+  const dir = writeTree({});
+  const store = NodeStore.open(join(dir, 'node.db'));
+  const blobs = new BlobStore(join(dir, 'cache'));
+  await blobs.init();
+  const key = await generateKeyPair('Ed25519');
+  const id = peerIdFromPrivateKey(key).toString();
+  const lines: string[] = [];
+  const releases = new Releases({ dataDir: dir, store, blobs, key, peerId: id, platform: platform(), trusts: (b) => trusted.includes(b), log: quietLog(lines) });
+  return { dir, store, blobs, key, id, releases, lines };
+}
+
+describe('node/releases: supply', function () {
+  this.timeout(60_000);
+  const sides: Side[] = [];
+  let release: string;
+  before(() => {
+    release = join(writeTree({}), 'hello');
+    cpSync(HELLO, release, { recursive: true });
+  });
+  after(() => {
+    for (const s of sides) {
+      s.store.close();
+      removeTree(s.dir);
+    }
+    removeTree(join(release, '..'));
+  });
+
+  it('builds a release into the software root, records it, and is local the second time', async () => {
+    const a = await side();
+    sides.push(a);
+    const first = await a.releases.supply(join(release, 'software.cfg'));
+    assert.equal(first.source, 'built');
+    assert.equal(first.name, 'hello');
+    assert.match(first.cid, /^bafkrei/);
+    const root = a.releases.softwareRoot(first.cid);
+    assert.equal(first.path, root);
+    assert.match(execFileSync(join(root, 'parts/hello-server/bin/hello-server'), ['--help'], { encoding: 'utf8' }), /Hello/);
+    const instanceCfg = readFileSync(join(root, 'instance.cfg'), 'utf8');
+    assert.ok(instanceCfg.includes(join(root, 'parts/hello-server')), 'instance.cfg names the server in the software root');
+    assert.ok(!instanceCfg.includes('_slapmesh'), 'no trace of the build prefix');
+    assert.equal(a.store.getRelease(first.cid)?.state, 'available');
+    assert.equal(a.store.getRelease(first.cid)?.source, 'built');
+    assert.equal(a.store.listCacheEntries().length, 1);
+    assert.deepEqual(readdirSync(join(a.dir, 'build')), [], 'the build folder is cleaned up');
+
+    const again = await a.releases.supply(release);
+    assert.equal(again.source, 'local');
+    assert.equal(again.cid, first.cid, 'a folder holding software.cfg is the same release');
+  });
+
+  it('installs from a trusted builder\'s entry and artifact without building, under its own root', async () => {
+    const a = sides[0]!;
+    const b = await side([a.id]);
+    sides.push(b);
+    // What the cache protocol would bring: A's signed entry and its blobs.
+    for (const entry of a.store.listCacheEntries()) {
+      b.store.putCacheEntry(entry);
+      await b.blobs.put((await a.blobs.path(entry.cid))!);
+    }
+    const result = await b.releases.supply(join(release, 'software.cfg'));
+    assert.equal(result.source, 'peer');
+    const root = b.releases.softwareRoot(result.cid);
+    assert.ok(!existsSync(join(b.dir, 'software', `${result.cid}.log`)), 'no build log: nothing was built');
+    assert.match(execFileSync(join(root, 'parts/hello-server/bin/hello-server'), ['--help'], { encoding: 'utf8' }), /Hello/);
+    assert.ok(readFileSync(join(root, 'instance.cfg'), 'utf8').includes(join(root, 'parts/hello-server')));
+    assert.ok(!readFileSync(join(root, 'instance.cfg'), 'utf8').includes(a.dir), 'nothing of A\'s paths is left');
+  });
+
+  it('builds for itself when the only entry is of a builder it does not trust', async () => {
+    const a = sides[0]!;
+    const c = await side();
+    sides.push(c);
+    for (const entry of a.store.listCacheEntries()) c.store.putCacheEntry(entry);
+    const result = await c.releases.supply(join(release, 'software.cfg'));
+    assert.equal(result.source, 'built');
+  });
+});
