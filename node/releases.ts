@@ -3,7 +3,7 @@
 // then peers), else by building it under a padded prefix, packing the result as an artifact, signing a
 // cache entry for it, and extracting it like any fetched artifact. node.db records each release's state
 // (building, available, error); a build's output goes to a log file beside the software root.
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, existsSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { PrivateKey } from '@libp2p/interface';
@@ -107,17 +107,19 @@ export class Releases {
     const now = this.init.now ?? Date.now;
     const root = this.softwareRoot(cid);
     const known = store.getRelease(cid);
-    if (known?.state === 'available' && known.path) return { cid, name: known.name, source: 'local', path: known.path, seconds: 0 };
+    if (known?.state === 'available' && known.path && existsSync(known.path)) return { cid, name: known.name, source: 'local', path: known.path, seconds: 0 };
     store.upsertRelease({ cid, name, state: 'building', updatedAt: now() });
     const key = formatKey({ kind: 'release', id: cid, platform: this.init.platform });
     try {
       for (const entry of await this.trustedEntries(key, signal)) {
         try {
           const peer = await this.installArtifact(entry, root, signal);
-          store.upsertRelease({ cid, name, state: 'available', path: root, source: 'peer', ...(peer ? { peer } : {}), updatedAt: now() });
+          // Our own artifact (the software root was lost) counts as built here.
+          const source = entry.builder === this.init.peerId ? 'built' : 'peer';
+          store.upsertRelease({ cid, name, state: 'available', path: root, source, ...(peer ? { peer } : {}), updatedAt: now() });
           log(`release ${name} (${cid}) installed from ${entry.builder}'s artifact ${entry.cid}`);
           await this.provide([cid, entry.cid], [key]);
-          return { cid, name, source: entry.builder === this.init.peerId ? 'local' : 'peer', ...(peer ? { peer } : {}), path: root, seconds: 0 };
+          return { cid, name, source, ...(peer ? { peer } : {}), path: root, seconds: 0 };
         } catch (error) {
           if (signal.aborted) throw error;
           log.error(`artifact ${entry.cid} of ${entry.builder} for ${name} not usable: ${(error as Error).message}`);
@@ -190,7 +192,7 @@ export class Releases {
       await install({
         configFile: profile, cwd: prefix, jobs: this.init.jobs ?? 1, signal,
         onEvent: (event) => {
-          buildLog.write(`${describe(event)}\n`);
+          buildLog.write(`${logLine(event)}\n`);
           onEvent?.(event);
         },
       });
@@ -216,7 +218,7 @@ export class Releases {
   }
 }
 
-function describe(event: InstallEvent): string {
+function logLine(event: InstallEvent): string {
   switch (event.type) {
     case 'log': return `${event.part}: ${event.line}`;
     case 'done': return `${event.part}: done in ${event.seconds.toFixed(1)} s`;

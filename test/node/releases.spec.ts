@@ -2,7 +2,7 @@
 // real archives and relocation; the mesh part is in test/node/cache-mesh.spec.ts).
 import { strict as assert } from 'node:assert';
 import { execFileSync } from 'node:child_process';
-import { cpSync, existsSync, readFileSync, readdirSync } from 'node:fs';
+import { cpSync, existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { generateKeyPair } from '@libp2p/crypto/keys';
@@ -75,6 +75,14 @@ describe('node/releases: supply', function () {
     const again = await a.releases.supply(release);
     assert.equal(again.source, 'local');
     assert.equal(again.cid, first.cid, 'a folder holding software.cfg is the same release');
+
+    // A lost software root comes back from the node's own artifact: no new build, so no new entry.
+    const [entry] = a.store.listCacheEntries();
+    rmSync(root, { recursive: true });
+    const restored = await a.releases.supply(first.cid);
+    assert.equal(restored.source, 'built');
+    assert.deepEqual(a.store.listCacheEntries(), [entry]);
+    assert.match(execFileSync(join(root, 'parts/hello-server/bin/hello-server'), ['--help'], { encoding: 'utf8' }), /Hello/);
   });
 
   it('installs from a trusted builder\'s entry and artifact without building, under its own root', async () => {
