@@ -1,5 +1,4 @@
 // The cache protocol's handler and client (index.ts has the contract).
-import { setMaxListeners } from 'node:events';
 import type { AbortOptions, Connection, PeerId, Stream, StreamCloseEvent, StreamMessageEvent } from '@libp2p/interface';
 import { lpStream } from '@libp2p/utils';
 import type { Multiaddr } from '@multiformats/multiaddr';
@@ -9,11 +8,10 @@ import {
   MAX_BODY_READ_BUFFER_BYTES, MAX_CACHE_HEADER_BYTES, MAX_CACHE_REQUEST_BYTES, MAX_ENTRY_BYTES, MAX_INBOUND_STREAMS, MAX_LOOKUP_ENTRIES,
   MAX_LOOKUP_KEY_LENGTH, MAX_OUTBOUND_STREAMS,
 } from './constants.js';
+import { abortable, bounded, isFramingError } from '../streams.js';
 import { BlobNotFoundError, CacheStallError, CacheTimeoutError, InvalidCacheResponseError } from './errors.js';
 import type { BlobResponse, BlobSource, CacheComponents, CacheInit, CacheLogger, CacheProtocol, GetOptions } from './index.js';
 
-/** lpStream's errors for an answer that is not well-formed messages (a reset stream is not one of them). */
-const FRAMING_ERRORS = new Set(['InvalidDataLengthError', 'InvalidDataLengthLengthError', 'InvalidMessageLengthError', 'UnexpectedEOFError', 'StreamBufferError']);
 /** A lookup answer in full: its header and entries, each with its length prefix. */
 const MAX_LOOKUP_ANSWER_BYTES = MAX_CACHE_HEADER_BYTES + MAX_LOOKUP_ENTRIES * (MAX_ENTRY_BYTES + 4);
 
@@ -120,7 +118,7 @@ export class Cache implements CacheProtocol {
   /** The error a failed lookup or get rejects with. */
   private clientError(error: unknown, peer: PeerId | Multiaddr, timeout: AbortSignal, callerSignal: AbortSignal | undefined, timeoutMs: number): unknown {
     if (timeout.aborted && !callerSignal?.aborted) return new CacheTimeoutError(`no answer from ${peer.toString()} within ${timeoutMs} ms`, { cause: error });
-    if (!callerSignal?.aborted && FRAMING_ERRORS.has((error as Error).name)) {
+    if (!callerSignal?.aborted && isFramingError(error)) {
       return new InvalidCacheResponseError(`bad answer from ${peer.toString()}: ${(error as Error).message}`, { cause: error });
     }
     return error;
@@ -340,28 +338,6 @@ function parseHeader(message: Uint8Array): Header | undefined {
 
 function isKey(key: unknown): key is string {
   return typeof key === 'string' && key.length > 0 && key.length <= MAX_LOOKUP_KEY_LENGTH;
-}
-
-/** The caller's signal bounded by a timeout: both, and the timeout alone (to tell which fired). */
-function bounded(callerSignal: AbortSignal | undefined, timeoutMs: number): { signal: AbortSignal; timeout: AbortSignal } {
-  const timeout = AbortSignal.timeout(timeoutMs);
-  const signal = callerSignal ? AbortSignal.any([callerSignal, timeout]) : timeout;
-  setMaxListeners(Infinity, signal);
-  return { signal, timeout };
-}
-
-/** `promise`, or the signal's reason if it aborts first. */
-async function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  signal.throwIfAborted();
-  let onAbort: (() => void) | undefined;
-  try {
-    return await Promise.race([promise, new Promise<never>((_resolve, reject) => {
-      onAbort = () => reject(signal.reason as Error);
-      signal.addEventListener('abort', onAbort, { once: true });
-    })]);
-  } finally {
-    if (onAbort) signal.removeEventListener('abort', onAbort);
-  }
 }
 
 /** `promise`, or `error()` if it does not settle within `ms`. */

@@ -1,5 +1,4 @@
 // The info protocol's handler and client (index.ts has the contract).
-import { setMaxListeners } from 'node:events';
 import type { AbortOptions, PeerId, Stream } from '@libp2p/interface';
 import { lpStream } from '@libp2p/utils';
 import type { Multiaddr } from '@multiformats/multiaddr';
@@ -8,11 +7,10 @@ import {
   INFO_HANDLER_TIMEOUT_MS, INFO_PROTOCOL, INFO_TIMEOUT_MS, MAX_INBOUND_STREAMS, MAX_INFO_REQUEST_BYTES, MAX_INFO_RESPONSE_BYTES,
   MAX_OTHER_ADVERTS, MAX_OTHER_ADVERTS_BYTES, MAX_OUTBOUND_STREAMS,
 } from './constants.js';
+import { abortable, bounded, isFramingError } from '../streams.js';
 import { InfoTimeoutError, InvalidInfoResponseError } from './errors.js';
 import type { FetchOptions, InfoAnswer, InfoComponents, InfoInit, InfoLogger, InfoProtocol } from './index.js';
 
-/** lpStream's errors for an answer that is not one well-formed message (a reset stream is not one of them). */
-const FRAMING_ERRORS = new Set(['InvalidDataLengthError', 'InvalidDataLengthLengthError', 'InvalidMessageLengthError', 'UnexpectedEOFError', 'StreamBufferError']);
 
 export class Info implements InfoProtocol {
   private readonly libp2p: InfoComponents['libp2p'];
@@ -56,9 +54,7 @@ export class Info implements InfoProtocol {
     if (!Number.isSafeInteger(wanted) || wanted < 0 || wanted > MAX_OTHER_ADVERTS) {
       throw new RangeError(`others must be an integer from 0 to ${MAX_OTHER_ADVERTS}, not ${wanted}`);
     }
-    const timeout = AbortSignal.timeout(this.timeoutMs);
-    const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
-    setMaxListeners(Infinity, signal);
+    const { signal, timeout } = bounded(options.signal, this.timeoutMs);
     let stream: Stream | undefined;
     try {
       const connection = await this.libp2p.dial(peer, { signal });
@@ -72,7 +68,7 @@ export class Info implements InfoProtocol {
         try {
           return Uint8Array.from((await lp.read({ signal })).subarray());
         } catch (error) {
-          if (signal.aborted || !FRAMING_ERRORS.has((error as Error).name)) throw error;
+          if (signal.aborted || !isFramingError(error)) throw error;
           throw bad((error as Error).message, error);
         }
       };
@@ -152,19 +148,3 @@ function parseCount(text: string): number | undefined {
   return Number(text);
 }
 
-/** `promise`, or the signal's reason if it aborts first. */
-async function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  signal.throwIfAborted();
-  let onAbort: (() => void) | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_resolve, reject) => {
-        onAbort = () => reject(signal.reason as Error);
-        signal.addEventListener('abort', onAbort, { once: true });
-      }),
-    ]);
-  } finally {
-    if (onAbort) signal.removeEventListener('abort', onAbort);
-  }
-}
