@@ -10,19 +10,12 @@ import type { PrivateKey } from '@libp2p/interface';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import { BlobStore } from '../../node/cache/blob-store.js';
 import { platform } from '../../node/hardware.js';
-import type { Logger } from '../../node/log.js';
 import { Releases } from '../../node/releases.js';
 import { NodeStore } from '../../node/store.js';
 import { removeTree, writeTree } from '../helpers/files.js';
+import { recordingLogger } from '../helpers/nodes.js';
 
 const HELLO = fileURLToPath(new URL('../../../examples/hello', import.meta.url));
-
-function quietLog(lines: string[]): Logger {
-  const log = ((line: string) => void lines.push(line)) as Logger;
-  log.error = (line) => lines.push(`error: ${line}`);
-  log.debug = () => undefined;
-  return log;
-}
 
 interface Side { dir: string; store: NodeStore; blobs: BlobStore; key: PrivateKey; id: string; releases: Releases; lines: string[] }
 
@@ -34,7 +27,7 @@ async function side(trusted: string[] = []): Promise<Side> {
   const key = await generateKeyPair('Ed25519');
   const id = peerIdFromPrivateKey(key).toString();
   const lines: string[] = [];
-  const releases = new Releases({ dataDir: dir, store, blobs, key, peerId: id, platform: platform(), trusts: (b) => trusted.includes(b), log: quietLog(lines) });
+  const releases = new Releases({ dataDir: dir, store, blobs, key, peerId: id, platform: platform(), trusts: (b) => trusted.includes(b), log: recordingLogger(lines) });
   return { dir, store, blobs, key, id, releases, lines };
 }
 

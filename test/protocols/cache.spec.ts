@@ -7,38 +7,16 @@ import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { noise } from '@chainsafe/libp2p-noise';
-import { yamux } from '@chainsafe/libp2p-yamux';
-import { identify } from '@libp2p/identify';
 import type { Libp2p, PeerId, Stream } from '@libp2p/interface';
-import { tcp } from '@libp2p/tcp';
 import { lpStream } from '@libp2p/utils';
-import { createLibp2p } from 'libp2p';
 import { BlobStore } from '../../node/cache/blob-store.js';
 import { CHUNK_SIZE, cidOfBytes, hashFile } from '../../node/cache/cid.js';
 import { fetchBlob } from '../../node/cache/fetch.js';
 import {
-  CACHE_PROTOCOL, MAX_ENTRY_BYTES, MAX_LOOKUP_ENTRIES, cacheProtocol, type CacheLogger, type CacheProtocol, type GetOptions,
+  CACHE_PROTOCOL, MAX_ENTRY_BYTES, MAX_LOOKUP_ENTRIES, cacheProtocol, type CacheProtocol, type GetOptions,
 } from '../../protocols/cache/index.js';
 import { removeTree } from '../helpers/files.js';
-
-async function createNode(): Promise<Libp2p> {
-  return createLibp2p({
-    addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
-    transports: [tcp()],
-    connectionEncrypters: [noise()],
-    streamMuxers: [yamux()],
-    services: { identify: identify() },
-    connectionManager: { inboundConnectionThreshold: 10_000 },
-  });
-}
-
-function recordingLogger(lines: string[]): CacheLogger {
-  const log = ((message: string) => void lines.push(message)) as CacheLogger;
-  log.error = (message) => lines.push(`error: ${message}`);
-  log.debug = (message) => lines.push(`debug: ${message}`);
-  return log;
-}
+import { createTestNode, recordingLogger } from '../helpers/nodes.js';
 
 async function collect(body: AsyncIterable<Uint8Array>): Promise<Buffer> {
   const parts: Uint8Array[] = [];
@@ -75,7 +53,7 @@ describe('protocols/cache', function () {
     const store = new BlobStore(join(root, 'server'));
     await store.init();
     await store.put(file);
-    [server, client, rogue] = await Promise.all([createNode(), createNode(), createNode()]);
+    [server, client, rogue] = await Promise.all([createTestNode(), createTestNode(), createTestNode()]);
     serverCache = cacheProtocol({ blobs: store, lookup: (key) => entries.get(key) ?? [], handlerTimeoutMs: 1_000 })({ libp2p: server, logger: recordingLogger(serverLog) });
     clientCache = cacheProtocol({ blobs: new BlobStore(join(root, 'client')), getTimeoutMs: 2_000, lookupTimeoutMs: 2_000 })({ libp2p: client, logger: recordingLogger([]) });
     await serverCache.start();
@@ -226,7 +204,7 @@ describe('protocols/cache', function () {
     };
 
     before(async () => {
-      [bad, stranger, ...honest] = await Promise.all([createNode(), createNode(), createNode(), createNode()]);
+      [bad, stranger, ...honest] = await Promise.all([createTestNode(), createTestNode(), createTestNode(), createTestNode()]);
       services = [];
       for (const [i, node] of [bad, stranger, ...honest].entries()) {
         const store = new BlobStore(join(root, `provider-${i}`));

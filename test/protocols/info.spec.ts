@@ -1,35 +1,12 @@
 // The info protocol between real libp2p nodes on loopback TCP (noise, yamux, identify).
 import { strict as assert } from 'node:assert';
-import { noise } from '@chainsafe/libp2p-noise';
-import { yamux } from '@chainsafe/libp2p-yamux';
-import { identify } from '@libp2p/identify';
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import type { Libp2p, PrivateKey, Stream } from '@libp2p/interface';
-import { tcp } from '@libp2p/tcp';
 import { lpStream } from '@libp2p/utils';
-import { createLibp2p } from 'libp2p';
 import { signAdvert, type Advert } from '../../node/advert.js';
-import { INFO_PROTOCOL, MAX_OTHER_ADVERTS, infoProtocol, type InfoLogger, type InfoProtocol } from '../../protocols/info/index.js';
+import { INFO_PROTOCOL, MAX_OTHER_ADVERTS, infoProtocol, type InfoProtocol } from '../../protocols/info/index.js';
+import { createTestNode, recordingLogger } from '../helpers/nodes.js';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
-
-async function createNode(privateKey?: PrivateKey): Promise<Libp2p> {
-  return createLibp2p({
-    ...(privateKey ? { privateKey } : {}),
-    addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
-    transports: [tcp()],
-    connectionEncrypters: [noise()],
-    streamMuxers: [yamux()],
-    services: { identify: identify() },
-    connectionManager: { inboundConnectionThreshold: 10_000 },
-  });
-}
-
-function recordingLogger(lines: string[]): InfoLogger {
-  const log = ((message: string) => void lines.push(message)) as InfoLogger;
-  log.error = (message) => lines.push(`error: ${message}`);
-  log.debug = (message) => lines.push(`debug: ${message}`);
-  return log;
-}
 
 function advertOf(node: Libp2p): Advert {
   const peerId = node.peerId.toString();
@@ -61,7 +38,7 @@ describe('protocols/info', function () {
   before(async () => {
     const serverKey = await generateKeyPair('Ed25519');
     rogueKey = await generateKeyPair('Ed25519');
-    [server, client, rogue, bare] = await Promise.all([createNode(serverKey), createNode(), createNode(rogueKey), createNode()]);
+    [server, client, rogue, bare] = await Promise.all([createTestNode(serverKey), createTestNode(), createTestNode(rogueKey), createTestNode()]);
     serverWire = await signAdvert(advertOf(server), serverKey);
     othersWire = await Promise.all([1, 2, 3].map(async () => {
       const key = await generateKeyPair('Ed25519');
