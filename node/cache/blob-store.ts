@@ -8,7 +8,7 @@ import { createHash, randomBytes, type Hash } from 'node:crypto';
 import { constants as fsConstants, type ReadStream } from 'node:fs';
 import { chmod, copyFile, mkdir, open, readdir, rename, rm, stat, utimes, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { CHUNK_SIZE, cidOfDigest, hashFile, parseBlobCid } from './cid.js';
+import { CHUNK_SIZE, chunkHash, cidOfDigest, hashFile, parseBlobCid } from './cid.js';
 
 /** A blob as listed: its size and when it was last used (ms since the epoch). */
 export interface BlobInfo {
@@ -327,7 +327,7 @@ async function verifiedPrefix(handle: FileHandle, whole: Hash, chunks: readonly 
       const index = kept / CHUNK_SIZE;
       // A short chunk can only be the last one.
       if (bytesRead < CHUNK_SIZE && index !== chunks.length - 1) break;
-      if (createHash('sha256').update(data).digest('hex') !== chunks[index]) break;
+      if (chunkHash([data]) !== chunks[index]) break;
     }
     whole.update(data);
     kept += bytesRead;

@@ -23,30 +23,50 @@ export function cidOfBytes(bytes: Uint8Array): string {
   return cidOfDigest(createHash('sha256').update(bytes).digest());
 }
 
+/**
+ * Cuts a byte stream into CHUNK_SIZE chunks (the last may be shorter), each yielded as the pieces that
+ * make it up (views of what the source gave, not copies).
+ */
+export async function* chunked(source: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array[]> {
+  let pieces: Uint8Array[] = [];
+  let gathered = 0;
+  for await (let data of source) {
+    while (data.byteLength > 0) {
+      const take = Math.min(CHUNK_SIZE - gathered, data.byteLength);
+      pieces.push(take === data.byteLength ? data : data.subarray(0, take));
+      gathered += take;
+      data = data.subarray(take);
+      if (gathered === CHUNK_SIZE) {
+        yield pieces;
+        pieces = [];
+        gathered = 0;
+      }
+    }
+  }
+  if (gathered > 0) yield pieces;
+}
+
+/** sha256 (hex) of a chunk given as its pieces. */
+export function chunkHash(pieces: readonly Uint8Array[]): string {
+  const hash = createHash('sha256');
+  for (const piece of pieces) hash.update(piece);
+  return hash.digest('hex');
+}
+
 /** Hashes a file as it streams: its CID, its size, and the sha256 (hex) of each CHUNK_SIZE chunk. */
 export async function hashFile(path: string): Promise<{ cid: string; size: number; chunks: string[] }> {
   const whole = createHash('sha256');
   const chunks: string[] = [];
-  let chunk = createHash('sha256');
-  let inChunk = 0;
   let size = 0;
-  for await (const data of createReadStream(path, { highWaterMark: CHUNK_SIZE }) as AsyncIterable<Buffer>) {
-    whole.update(data);
-    size += data.byteLength;
-    let offset = 0;
-    while (offset < data.byteLength) {
-      const take = Math.min(CHUNK_SIZE - inChunk, data.byteLength - offset);
-      chunk.update(data.subarray(offset, offset + take));
-      inChunk += take;
-      offset += take;
-      if (inChunk === CHUNK_SIZE) {
-        chunks.push(chunk.digest('hex'));
-        chunk = createHash('sha256');
-        inChunk = 0;
-      }
+  for await (const pieces of chunked(createReadStream(path, { highWaterMark: CHUNK_SIZE }))) {
+    for (const piece of pieces) {
+      whole.update(piece);
+      size += piece.byteLength;
     }
+    chunks.push(chunkHash(pieces));
   }
-  if (inChunk > 0 || size === 0) chunks.push(chunk.digest('hex'));
+  // An empty blob is one empty chunk.
+  if (size === 0) chunks.push(chunkHash([]));
   return { cid: cidOfDigest(whole.digest()), size, chunks };
 }
 

@@ -1,11 +1,10 @@
 // Fetching a blob from the peers that provide it, into the blob store (design.md §6): resume from what the
 // partial file holds, verify each chunk as it arrives (when the chunk hashes are known), drop a provider at
 // its first bad chunk or stall and go on from that chunk with the next, check the whole against the CID.
-import { createHash } from 'node:crypto';
 import type { PeerId } from '@libp2p/interface';
 import { InvalidCacheResponseError, type CacheProtocol } from '../../protocols/cache/index.js';
 import { BlobMismatchError, type BlobStore, type PartialBlob } from './blob-store.js';
-import { CHUNK_SIZE } from './cid.js';
+import { CHUNK_SIZE, chunkHash, chunked } from './cid.js';
 
 export interface FetchBlobOptions {
   store: BlobStore;
@@ -94,31 +93,11 @@ async function receive(peer: PeerId, partial: PartialBlob, options: FetchBlobOpt
   });
   if (options.size !== undefined && size !== options.size) throw new BadProviderError(`it announced ${size} bytes for a blob of ${options.size}`);
   if (chunks && chunks.length !== Math.max(1, Math.ceil(size / CHUNK_SIZE))) throw new BadProviderError(`it announced ${size} bytes for a blob of ${chunks.length} chunks`);
-  // With chunks, the partial file ends on a chunk boundary: the pieces gathered are exactly chunk `index`.
+  // With chunks, the partial file ends on a chunk boundary: the chunks received are chunk `index` onwards.
   let index = partial.offset / CHUNK_SIZE;
-  let pieces: Uint8Array[] = [];
-  let gathered = 0;
-  let hash = createHash('sha256');
-  const flush = async () => {
-    if (chunks) {
-      if (hash.digest('hex') !== chunks[index]) throw new BadProviderError(`chunk ${index} does not match its hash`);
-      hash = createHash('sha256');
-      index++;
-    }
+  for await (const pieces of chunked(body)) {
+    if (chunks && chunkHash(pieces) !== chunks[index]) throw new BadProviderError(`chunk ${index} does not match its hash`);
+    index++;
     await partial.append(pieces);
-    pieces = [];
-    gathered = 0;
-  };
-  for await (let data of body) {
-    while (data.byteLength > 0) {
-      const take = Math.min(CHUNK_SIZE - gathered, data.byteLength);
-      const piece = take === data.byteLength ? data : data.subarray(0, take);
-      if (chunks) hash.update(piece);
-      pieces.push(piece);
-      gathered += take;
-      data = data.subarray(take);
-      if (gathered === CHUNK_SIZE) await flush();
-    }
   }
-  if (gathered > 0) await flush();
 }
