@@ -18,9 +18,10 @@
 //
 // Gossip checks: the advert must verify (size, schema, signature) and be of the message's signer
 // (StrictSign's `from`); unsigned messages cannot be attributed and are dropped. The check runs as
-// the topic's gossipsub validator, so refused adverts are not forwarded to anyone (Reject), and adverts
-// no newer than what we hold are not forwarded either (Ignore; their signatures are not even checked). Nothing received ever throws: refusals
-// are logged.
+// the topic's gossipsub validator, so refused adverts are not forwarded to anyone (Reject). Copies of what
+// we hold are not verified again: an exact copy is passed on (we may hold it from a pull, and the peers
+// behind us may lack it), an older advert is not (Ignore). Nothing received ever throws: refusals are
+// logged.
 import { TopicValidatorResult, type GossipSub, type Message } from '@libp2p/gossipsub';
 import type { AbortOptions, PeerId, PrivateKey } from '@libp2p/interface';
 import { peerIdFromString } from '@libp2p/peer-id';

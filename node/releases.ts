@@ -140,8 +140,9 @@ export class Releases {
   private async trustedEntries(key: string, signal: AbortSignal): Promise<CacheEntry[]> {
     const { store, log } = this.init;
     const decoder = new TextDecoder();
+    const encoder = new TextEncoder();
     const found: CacheEntry[] = [];
-    for (const stored of store.listCacheEntries(key)) found.push(await verifyEntry(new TextEncoder().encode(stored.wire)));
+    for (const stored of store.listCacheEntries(key)) found.push(await verifyEntry(encoder.encode(stored.wire)));
     if (found.length === 0 && this.init.remote) {
       for (const { wire, from } of await this.init.remote.findEntries(key, signal)) {
         try {
@@ -167,12 +168,13 @@ export class Releases {
 
   /** Extracts an artifact (fetched first if need be) into the software root; returns the peer it came from. */
   private async installArtifact(entry: CacheEntry, root: string, signal: AbortSignal): Promise<string | undefined> {
+    // Before fetching: an artifact that cannot be moved here is not worth its bytes.
+    if (!entry.relocatable && entry.prefix !== root) throw new SupplyError(`it was built under ${entry.prefix} and cannot be moved`);
     let peer: string | undefined;
     if (!(await this.init.blobs.has(entry.cid))) {
       if (!this.init.remote) throw new SupplyError(`artifact ${entry.cid} is not in this node's cache`);
       peer = (await this.init.remote.fetch(entry.cid, entry, signal)).peer;
     }
-    if (!entry.relocatable && entry.prefix !== root) throw new SupplyError(`it was built under ${entry.prefix} and cannot be moved`);
     await rm(root, { recursive: true, force: true });
     await extractArtifact((await this.init.blobs.path(entry.cid))!, root, { fromPrefix: entry.prefix, toPrefix: root });
     return peer;
