@@ -1,16 +1,16 @@
 // Built artifacts (design.md §6): a built tree packed as a deterministic tar compressed with zstd and named
 // by its CID, then extracted under any node's software root with the build prefix rewritten.
 import { randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 import { lstat, mkdir, mkdtemp, readdir, readlink, realpath, rename, rm } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, posix, relative, resolve, sep } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createZstdCompress } from 'node:zlib';
-import { Header, Pax, type HeaderData } from 'tar';
 import { extractArchive } from '../../engine/install/archive.js';
 import { hashFile } from './cid.js';
 import { relocateTree } from './relocate.js';
+import { tarStream, type TarEntry } from './tar.js';
 
 export interface PackedArtifact {
   cid: string;
@@ -43,7 +43,7 @@ export async function packArtifact(dir: string, out: string): Promise<PackedArti
   const temp = `${out}.${randomBytes(6).toString('hex')}.tmp`;
   try {
     const roots = [...new Set([dir, await realpath(dir)])];
-    await pipeline(Readable.from(tarBlocks(dir, roots)), createZstdCompress(), createWriteStream(temp, { flags: 'wx' }));
+    await pipeline(Readable.from(tarStream(treeEntries(dir, roots))), createZstdCompress(), createWriteStream(temp, { flags: 'wx' }));
     const hashed = await hashFile(temp);
     await rename(temp, out);
     return { ...hashed, file: out };
@@ -54,43 +54,24 @@ export async function packArtifact(dir: string, out: string): Promise<PackedArti
   }
 }
 
-async function* tarBlocks(dir: string, roots: readonly string[]): AsyncGenerator<Buffer> {
+/** The tree's entries, sorted by path; links checked (see linkTarget). */
+async function* treeEntries(dir: string, roots: readonly string[]): AsyncGenerator<TarEntry> {
   // withFileTypes: without it, a recursive readdir follows links to folders.
   const paths = (await readdir(dir, { recursive: true, withFileTypes: true })).map((entry) => join(entry.parentPath, entry.name));
   for (const path of paths.sort()) {
     const name = relative(dir, path).split(sep).join('/');
     const stats = await lstat(path);
-    const fields = { path: name, mode: stats.mode & 0o7777, uid: 0, gid: 0, uname: '', gname: '', mtime: new Date(0), size: 0 };
+    const mode = stats.mode & 0o7777;
     if (stats.isDirectory()) {
-      yield header({ ...fields, path: `${name}/`, type: 'Directory' });
+      yield { path: name, type: 'Directory', mode, size: 0 };
     } else if (stats.isSymbolicLink()) {
-      yield header({ ...fields, type: 'SymbolicLink', linkpath: linkTarget(roots, name, await readlink(path)) });
+      yield { path: name, type: 'SymbolicLink', mode, size: 0, linkpath: linkTarget(roots, name, await readlink(path)) };
     } else if (stats.isFile()) {
-      yield header({ ...fields, type: 'File', size: stats.size });
-      yield* fileBlocks(path, stats.size);
+      yield { path: name, type: 'File', mode, size: stats.size, source: path };
     } else {
       throw new PackError(`cannot pack ${path}: only files, folders and links can be packed`);
     }
   }
-  yield Buffer.alloc(1024);
-}
-
-/** A ustar header, after a PAX header holding what does not fit in it (long names, sizes of 8 GiB and more). */
-function header(fields: HeaderData): Buffer {
-  const block = Buffer.alloc(512);
-  if (!new Header(fields).encode(block)) return block;
-  return Buffer.concat([new Pax({ path: fields.path, linkpath: fields.linkpath, size: fields.size }).encode(), block]);
-}
-
-async function* fileBlocks(path: string, size: number): AsyncGenerator<Buffer> {
-  if (size === 0) return;
-  let read = 0;
-  for await (const data of createReadStream(path, { end: size - 1 }) as AsyncIterable<Buffer>) {
-    read += data.length;
-    yield data;
-  }
-  if (read !== size) throw new PackError(`cannot pack ${path}: it changed while being packed`);
-  if (size % 512) yield Buffer.alloc(512 - (size % 512));
 }
 
 /** The target to store for a link at `name` (relative to the tree), whose targets may not leave the tree. */

@@ -5,18 +5,19 @@
 // keeps group and other bits of modes and turns a second name of a file into a hard link entry, so a
 // checkout with other permissions or links would get another CID.
 import { randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 import { lstat, mkdir, open, readdir, readlink, realpath, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, posix, relative, resolve, sep } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
-import { Header, list, Pax } from 'tar';
+import { list } from 'tar';
 import { loadConfiguration, startEvaluation } from '../../engine/config/configuration.js';
 import { isUrl } from '../../engine/config/fetch.js';
 import { addLocation, resolveSections } from '../../engine/config/resolve.js';
 import { extractArchive } from '../../engine/install/archive.js';
 import { hashFile } from './cid.js';
+import { tarStream, TarSourceError, type TarEntry } from './tar.js';
 
 export interface ReleaseBundle {
   /** CID of the .tar.gz. */
@@ -43,7 +44,6 @@ const OUTPUT_OPTIONS = new Set(['output', 'location', 'rendered']);
 const BUILD_PATHS = ['parts-directory', 'bin-directory', 'eggs-directory', 'develop-eggs-directory', 'download-cache', 'extends-cache', 'installed'];
 /** A pax global comment carries the root profile's path: the bundle's tree stays exactly the release's. */
 const PROFILE_COMMENT = 'slapmesh-profile=';
-const EPOCH = new Date(0);
 /** RFC 1952's "Unix": zlib writes the OS it was built for (19 on macOS, 10 on Windows). */
 const GZIP_OS_UNIX = 3;
 
@@ -240,7 +240,7 @@ async function writeArchive(
   await mkdir(outDir, { recursive: true });
   const temp = join(outDir, `.bundle-${randomBytes(8).toString('hex')}.tmp`);
   try {
-    await pipeline(Readable.from(tarBlocks(entries, profile)), createGzip({ level: 9 }), createWriteStream(temp, { flags: 'wx' }));
+    await pipeline(Readable.from(tarStream(bundleEntries(entries), { comment: PROFILE_COMMENT + profile })), createGzip({ level: 9 }), createWriteStream(temp, { flags: 'wx' }));
     const handle = await open(temp, 'r+');
     try {
       await handle.write(Uint8Array.of(GZIP_OS_UNIX), 0, 1, 9);
@@ -254,40 +254,13 @@ async function writeArchive(
   } catch (error) {
     await rm(temp, { force: true });
     if (error instanceof BundleError) throw error;
+    if (error instanceof TarSourceError) throw new BundleError(error.message);
     throw new BundleError(`cannot write the bundle of ${root} into ${outDir}: ${(error as Error).message}`);
   }
 }
 
-async function* tarBlocks(entries: ReadonlyMap<string, ArchiveEntry>, profile: string): AsyncGenerator<Buffer> {
-  yield new Pax({ comment: PROFILE_COMMENT + profile }, true).encode();
-  for (const [path, entry] of entries) {
-    const name = entry.kind === 'Directory' ? `${path}/` : path;
-    const header = new Header({
-      path: name, type: entry.kind, mode: entry.mode, size: entry.size, linkpath: entry.linkpath ?? '',
-      uid: 0, gid: 0, uname: '', gname: '', mtime: EPOCH,
-    });
-    // Names too long for ustar go in a pax header of their own, with nothing else from the file system.
-    if (header.encode()) yield new Pax({ path: name, size: entry.size, ...(entry.linkpath ? { linkpath: entry.linkpath } : {}) }).encode();
-    yield header.block!;
-    if (entry.kind === 'File') yield* fileBlocks(entry.source, entry.size);
-  }
-  yield Buffer.alloc(1024);
-}
-
-/** A file's bytes padded to 512; it must still have the size its header announced. */
-async function* fileBlocks(source: string, size: number): AsyncGenerator<Buffer> {
-  let read = 0;
-  try {
-    for await (const chunk of createReadStream(source) as AsyncIterable<Buffer>) {
-      read += chunk.length;
-      if (read > size) break;
-      yield chunk;
-    }
-  } catch (error) {
-    throw new BundleError(`cannot read ${source}: ${(error as Error).message}`);
-  }
-  if (read !== size) throw new BundleError(`${source} changed while it was bundled`);
-  if (size % 512) yield Buffer.alloc(512 - (size % 512));
+function* bundleEntries(entries: ReadonlyMap<string, ArchiveEntry>): Generator<TarEntry> {
+  for (const [path, entry] of entries) yield { path, type: entry.kind, mode: entry.mode, size: entry.size, source: entry.source, ...(entry.linkpath ? { linkpath: entry.linkpath } : {}) };
 }
 
 /** The root profile's path recorded in a bundle, checked to stay inside it. */
