@@ -20,6 +20,8 @@ export class UnsafeArchiveError extends ArchiveError {
 export interface ExtractOptions {
   /** When the archive holds exactly one top-level folder, its contents become the destination. */
   stripTopLevel?: boolean;
+  /** Runs on the checked tree before it is moved into place (a failure leaves nothing, as any other). */
+  beforeMove?: (tree: string) => Promise<void>;
 }
 
 /** Extracts `archive` into `destination` (created; it must be empty or absent); nothing is left there on failure. */
@@ -51,6 +53,7 @@ export async function extractArchive(archive: string, destination: string, optio
     }
     const root = (options.stripTopLevel && (await singleFolder(tree))) || tree;
     await checkTree(archive, tree, root);
+    await options.beforeMove?.(root);
     await rename(root, destination).catch((error: NodeJS.ErrnoException) => {
       throw new ArchiveError(`cannot move ${archive} into ${destination}: ${error.message}`);
     });

@@ -2,8 +2,8 @@
 // by its CID, then extracted under any node's software root with the build prefix rewritten.
 import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { lstat, mkdir, mkdtemp, readdir, readlink, realpath, rename, rm } from 'node:fs/promises';
-import { basename, dirname, isAbsolute, join, posix, relative, resolve, sep } from 'node:path';
+import { lstat, mkdir, readdir, readlink, realpath, rename, rm } from 'node:fs/promises';
+import { dirname, isAbsolute, join, posix, relative, resolve, sep } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createZstdCompress } from 'node:zlib';
@@ -23,11 +23,6 @@ export interface PackedArtifact {
 /** A tree that cannot be packed: a special file, a link leading out of it, a file changing meanwhile. */
 export class PackError extends Error {
   override name = 'PackError';
-}
-
-/** An artifact cannot be moved into place: the destination exists and is not an empty folder. */
-export class ArtifactDestinationError extends Error {
-  override name = 'ArtifactDestinationError';
 }
 
 /**
@@ -89,27 +84,11 @@ function linkTarget(roots: readonly string[], name: string, target: string): str
 
 /**
  * Extracts the artifact `file` into `destination`, which appears only complete: extracted beside it
- * (refusing unsafe archives, as extractArchive does), relocated from the prefix it was built under to
- * `toPrefix`, then renamed. Nothing is left behind on failure.
+ * (refusing unsafe archives: extractArchive), relocated from the prefix it was built under to `toPrefix`,
+ * then renamed. Nothing is left behind on failure.
  */
 export async function extractArtifact(file: string, destination: string, prefixes: { fromPrefix: string; toPrefix: string }): Promise<void> {
-  destination = resolve(destination);
-  const existing = await readdir(destination).catch((error: NodeJS.ErrnoException) => {
-    if (error.code === 'ENOENT') return [];
-    throw new ArtifactDestinationError(`cannot extract into ${destination}: ${error.message}`);
+  await extractArchive(file, destination, {
+    beforeMove: async (tree) => void (await relocateTree(tree, prefixes.fromPrefix, prefixes.toPrefix)),
   });
-  if (existing.length) throw new ArtifactDestinationError(`cannot extract into ${destination}: it is not empty`);
-  await mkdir(dirname(destination), { recursive: true });
-  // Beside the destination, so that the final rename stays on one file system.
-  const work = await mkdtemp(join(dirname(destination), `.${basename(destination)}.artifact-`));
-  try {
-    const tree = join(work, 'tree');
-    await extractArchive(file, tree);
-    await relocateTree(tree, prefixes.fromPrefix, prefixes.toPrefix);
-    await rename(tree, destination).catch((error: Error) => {
-      throw new ArtifactDestinationError(`cannot move ${file} into ${destination}: ${error.message}`);
-    });
-  } finally {
-    await rm(work, { recursive: true, force: true });
-  }
 }
