@@ -3,6 +3,8 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { ConfigError } from '../engine/config/errors.js';
 import { registerBuildout } from './buildout/index.js';
+import { registerCache } from './cache/index.js';
+import { registerSupply } from './supply/index.js';
 import { registerDemo } from './demo/index.js';
 import { registerNode } from './node/index.js';
 import { registerPeers } from './peers/index.js';
@@ -28,6 +30,8 @@ export function getCli(io: CliIo): { program: Command; exitCode: () => number } 
   registerNode(program, context);
   registerPeers(program, context);
   registerTrust(program, context);
+  registerSupply(program, context);
+  registerCache(program, context);
   registerBuildout(program, context);
   registerDemo(program, context);
   return { program, exitCode: () => exitCode };

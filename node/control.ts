@@ -12,7 +12,15 @@ export const MAX_CONTROL_LINE = 4 << 20;
 /** sun_path is 108 bytes on Linux; longer data-dir paths use a socket in the temp folder instead. */
 const MAX_SOCKET_PATH = 100;
 
-export type ControlHandler = (params: unknown) => unknown;
+/** Answers one request; long ones report progress through `emit` (each event is a line before the answer). */
+export type ControlHandler = (params: unknown, emit: (event: unknown) => void) => unknown;
+
+export interface CallOptions {
+  /** The call fails after this long without an answer or an event (default CONTROL_TIMEOUT_MS). */
+  idleTimeoutMs?: number;
+  /** Progress the node reports before its answer. */
+  onEvent?: (event: unknown) => void;
+}
 
 export class NodeNotRunningError extends Error {
   override name = 'NodeNotRunningError';
@@ -72,19 +80,20 @@ export class ControlServer {
       while ((nl = buffer.indexOf('\n')) >= 0) {
         const line = buffer.slice(0, nl);
         buffer = buffer.slice(nl + 1);
-        void this.answer(line).then((response) => socket.writable && socket.write(`${JSON.stringify(response)}\n`));
+        void this.answer(line, socket).then((response) => socket.writable && socket.write(`${JSON.stringify(response)}\n`));
       }
     });
   }
 
-  private async answer(line: string): Promise<unknown> {
+  private async answer(line: string, socket: Socket): Promise<unknown> {
     let id: unknown = null;
     try {
       const request = JSON.parse(line) as { id?: unknown; method?: unknown; params?: unknown };
       id = request.id ?? null;
       const handler = typeof request.method === 'string' ? this.handlers.get(request.method) : undefined;
       if (!handler) return { id, error: { name: 'UnknownMethodError', message: `unknown request ${JSON.stringify(request.method)}` } };
-      return { id, result: (await handler(request.params)) ?? null };
+      const emit = (event: unknown) => void (socket.writable && socket.write(`${JSON.stringify({ id, event })}\n`));
+      return { id, result: (await handler(request.params, emit)) ?? null };
     } catch (error) {
       const e = error instanceof Error ? error : new Error(String(error));
       return { id, error: { name: e.name, message: e.message } };
@@ -93,28 +102,46 @@ export class ControlServer {
 }
 
 /** Sends one request to the node of `dataDir` and returns its result. */
-export function callControl(dataDir: string, method: string, params: unknown = {}, timeoutMs = CONTROL_TIMEOUT_MS): Promise<unknown> {
+export function callControl(dataDir: string, method: string, params: unknown = {}, options: CallOptions = {}): Promise<unknown> {
+  const idleTimeoutMs = options.idleTimeoutMs ?? CONTROL_TIMEOUT_MS;
   return new Promise((done, fail) => {
     const socket = connect(controlSocketPath(dataDir));
-    const timer = setTimeout(() => {
-      socket.destroy();
-      fail(new NodeNotRunningError(`the node of ${dataDir} did not answer in ${timeoutMs / 1000} s`));
-    }, timeoutMs);
+    let timer: NodeJS.Timeout;
+    const arm = () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => {
+        socket.destroy();
+        fail(new NodeNotRunningError(`the node of ${dataDir} did not answer in ${idleTimeoutMs / 1000} s`));
+      }, idleTimeoutMs);
+    };
+    arm();
     let buffer = '';
     socket.setEncoding('utf8');
     socket.on('connect', () => socket.write(`${JSON.stringify({ id: 1, method, params })}\n`));
     socket.on('data', (chunk: string) => {
       buffer += chunk;
-      const nl = buffer.indexOf('\n');
-      if (nl < 0) return;
-      clearTimeout(timer);
-      socket.end();
-      try {
-        const response = JSON.parse(buffer.slice(0, nl)) as { result?: unknown; error?: { name: string; message: string } };
+      let nl: number;
+      while ((nl = buffer.indexOf('\n')) >= 0) {
+        const line = buffer.slice(0, nl);
+        buffer = buffer.slice(nl + 1);
+        let response: { result?: unknown; event?: unknown; error?: { name: string; message: string } };
+        try {
+          response = JSON.parse(line) as typeof response;
+        } catch (error) {
+          clearTimeout(timer);
+          socket.destroy();
+          return fail(new ControlError(`unreadable answer from the node: ${(error as Error).message}`, 'ProtocolError'));
+        }
+        if ('event' in response) {
+          arm();
+          options.onEvent?.(response.event);
+          continue;
+        }
+        clearTimeout(timer);
+        socket.end();
         if (response.error) fail(new ControlError(response.error.message, response.error.name));
         else done(response.result);
-      } catch (error) {
-        fail(new ControlError(`unreadable answer from the node: ${(error as Error).message}`, 'ProtocolError'));
+        return;
       }
     });
     socket.on('error', (error: NodeJS.ErrnoException) => {

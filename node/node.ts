@@ -5,16 +5,24 @@ import { peerIdFromString } from '@libp2p/peer-id';
 import { join } from 'node:path';
 import type { Multiaddr } from '@multiformats/multiaddr';
 import { AdvertService, DEFAULT_ADVERT_INTERVAL_MS } from './adverts.js';
+import type { InstallEvent } from '../engine/install/installer.js';
+import type { BlobInfo } from './cache/blob-store.js';
 import type { Advert } from './advert.js';
 import { ControlServer, type ControlHandler } from './control.js';
 import { lockDataDir, prepareDataDir, type DataDirLock } from './data-dir.js';
 import { probeHardware, type Hardware } from './hardware.js';
+import { cpus } from 'node:os';
 import { createHost, parseMultiaddr, type Host } from './host.js';
 import { loadOrCreateIdentity } from './identity.js';
 import { fileLog, type LogSink } from './log.js';
-import { PeerTable } from './peer-table.js';
+import { PeerTable, type KnownPeer } from './peer-table.js';
 import { NodeStore } from './store.js';
+import { BlobStore } from './cache/blob-store.js';
+import { MeshCache } from './cache/remote.js';
+import { Releases, SupplyError, type SupplyResult } from './releases.js';
+import { platform } from './hardware.js';
 import { infoProtocol, type InfoProtocol } from '../protocols/info/index.js';
+import { cacheProtocol, type CacheProtocol } from '../protocols/cache/index.js';
 
 export interface NodeOptions {
   readonly dataDir: string;
@@ -26,6 +34,8 @@ export interface NodeOptions {
   /** Only trusted peers may connect at all. */
   readonly private: boolean;
   readonly trustAnyBuilder: boolean;
+  /** The build cache's size limit in bytes: least recently used blobs are evicted beyond it. */
+  readonly cacheQuota?: number;
   readonly partitions: number;
   readonly verbose: boolean;
   readonly advertIntervalMs?: number;
@@ -55,6 +65,18 @@ export interface PeerView {
   lastSeen: string;
 }
 
+/** What `slapmesh cache list --json` prints for each blob. */
+export interface CachedBlob {
+  cid: string;
+  size: number;
+  lastUsed: string;
+  kind: 'artifact' | 'bundle' | 'blob';
+  /** An artifact's cache key. */
+  key?: string;
+  /** A bundle's release name. */
+  name?: string;
+}
+
 export class InvalidPeerIdError extends Error {
   override name = 'InvalidPeerIdError';
 }
@@ -72,6 +94,11 @@ export class SlapmeshNode {
   private store?: NodeStore;
   private host?: Host;
   private info?: InfoProtocol;
+  private cache?: CacheProtocol;
+  private blobs?: BlobStore;
+  private releases?: Releases;
+  /** Aborts what runs on behalf of the CLI (supplies) when the node stops. */
+  private stopping = new AbortController();
   private adverts?: AdvertService;
   private control?: ControlServer;
   private logs?: LogSink;
@@ -124,6 +151,24 @@ export class SlapmeshNode {
         log: this.logs.forComponent('adverts'),
       }, { pubsub: host.services.pubsub, info: this.info });
 
+      const blobs = (this.blobs = new BlobStore(join(dataDir, 'cache')));
+      await blobs.init();
+      const encoder = new TextEncoder();
+      this.cache = cacheProtocol({ blobs, lookup: (key) => store.listCacheEntries(key).map((entry) => encoder.encode(entry.wire)) })({ libp2p: host, logger: this.logs.forComponent('cache') });
+      const self = host.peerId.toString();
+      const remote = new MeshCache({
+        routing: host.contentRouting, cache: this.cache, blobs, self, log: this.logs.forComponent('cache'),
+        advertisers: (release) => this.advertising(release).map((peer) => peer.peerId),
+      });
+      store.interruptBuilds();
+      this.releases = new Releases({
+        dataDir, store, blobs, key: privateKey, peerId: self, platform: platform(), remote,
+        trusts: (builder) => this.options.trustAnyBuilder || store.isTrusted(builder),
+        log: this.logs.forComponent('releases'), jobs: cpus().length,
+        nameOf: (cid) => this.advertising(cid)[0]?.advert.releases.find((r) => r.cid === cid)?.name,
+        onAvailable: () => void this.adverts?.refresh().catch((error: Error) => log.error(`advert: ${error.message}`)),
+      });
+
       this.table.addEventListener('peer:updated', (event) => {
         this.unsavedPeers.add(event.detail.peerId);
         this.dialIfUnknown(event.detail.advert);
@@ -152,6 +197,7 @@ export class SlapmeshNode {
       });
 
       await this.info.start();
+      await this.cache.start();
       await this.adverts.start();
       this.control = new ControlServer(dataDir, this.controlHandlers());
       await this.control.start();
@@ -169,14 +215,18 @@ export class SlapmeshNode {
   async stop(): Promise<void> {
     clearInterval(this.persistTimer);
     clearTimeout(this.rejoinTimer);
+    this.stopping.abort(new Error('the node is stopping'));
     if (this.store) this.savePeers();
     await this.control?.stop();
     await this.adverts?.stop();
     await this.info?.stop();
+    await this.cache?.stop();
+    await this.releases?.idle();
     await this.host?.stop();
     this.store?.close();
     this.lock?.release();
-    this.control = this.adverts = this.info = this.host = this.store = this.lock = undefined;
+    this.control = this.adverts = this.info = this.cache = this.releases = this.blobs = this.host = this.store = this.lock = undefined;
+    this.stopping = new AbortController();
   }
 
   status(): Record<string, unknown> {
@@ -197,6 +247,23 @@ export class SlapmeshNode {
     }));
   }
 
+  /** Supplies a release (design.md §6): a profile path, or a bundle's CID. */
+  async supply(release: string, onEvent?: (event: InstallEvent) => void): Promise<SupplyResult> {
+    if (!this.releases) throw new Error('the node is not started');
+    const result = await this.releases.supply(release, { signal: this.stopping.signal, ...(onEvent ? { onEvent } : {}) });
+    await this.collectGarbage();
+    return result;
+  }
+
+  /** Evicts least recently used blobs beyond the quota (none without one), except those a supply uses now. */
+  async collectGarbage(quota = this.options.cacheQuota): Promise<BlobInfo[]> {
+    if (quota === undefined || !this.blobs) return [];
+    const busy = new Set(this.requireStore().listReleases('building').map((release) => release.cid));
+    const evicted = await this.blobs.gc(quota, busy);
+    if (evicted.length) this.logs?.forComponent('cache')(`evicted ${evicted.length} blobs (${evicted.reduce((sum, blob) => sum + blob.size, 0)} bytes) to stay within ${quota} bytes`);
+    return evicted;
+  }
+
   /** Connects to a peer by its full address (e.g. to join at run time). */
   async dial(address: string, signal: AbortSignal = AbortSignal.timeout(DIAL_TIMEOUT_MS)): Promise<void> {
     await this.requireHost().dial(parseMultiaddr(address, 'peer', true), { signal });
@@ -211,6 +278,11 @@ export class SlapmeshNode {
     const hardware: Hardware = await probeHardware(this.options.dataDir, { total: this.options.partitions, used: 0 });
     const releases = this.requireStore().listReleases('available').map(({ cid, name }) => ({ cid, name }));
     return { addresses: this.addresses(), hardware, releases };
+  }
+
+  /** Peers whose adverts list a release: they have built or fetched it. */
+  private advertising(release: string): KnownPeer[] {
+    return this.table.list().filter((peer) => peer.advert.releases.some((r) => r.cid === release));
   }
 
   private get rejoinDelay(): number {
@@ -298,12 +370,53 @@ export class SlapmeshNode {
         return { peer, removed };
       }],
       ['trust.list', () => store().listTrust()],
+      ['supply', async (params, emit) => {
+        const release = (params as { release?: unknown } | null)?.release;
+        if (typeof release !== 'string' || release === '') throw new SupplyError('a release is needed: a profile path or a CID');
+        const { path: _path, ...result } = await this.supply(release, (event) => emit(event.type === 'failed' ? { ...event, error: event.error.message } : event));
+        return result;
+      }],
+      ['cache.list', () => this.cacheList()],
+      ['cache.stats', async () => ({ ...(await this.requireBlobs().stats()), quota: this.options.cacheQuota ?? null, entries: store().listCacheEntries().length })],
+      ['cache.verify', async () => {
+        const bad = await this.requireBlobs().verify();
+        if (bad.length) this.logs?.forComponent('cache').error(`removed ${bad.length} corrupt blobs: ${bad.join(' ')}`);
+        return { checked: (await this.requireBlobs().list()).length + bad.length, removed: bad };
+      }],
+      ['cache.gc', async (params) => {
+        const quota = (params as { quota?: unknown } | null)?.quota ?? this.options.cacheQuota;
+        if (quota === undefined) return { evicted: [], freedBytes: 0, quota: null };
+        if (typeof quota !== 'number' || !Number.isSafeInteger(quota) || quota < 0) throw new RangeError(`a quota is a number of bytes, not ${JSON.stringify(quota)}`);
+        const evicted = await this.collectGarbage(quota);
+        return { evicted: evicted.map((blob) => blob.cid), freedBytes: evicted.reduce((sum, blob) => sum + blob.size, 0), quota };
+      }],
     ]);
   }
 
   private requireHost(): Host {
     if (!this.host) throw new Error('the node is not started');
     return this.host;
+  }
+
+  /** Every blob with what it is: a release's bundle, an artifact (with its cache key), or neither. */
+  private async cacheList(): Promise<CachedBlob[]> {
+    const store = this.requireStore();
+    const keys = new Map<string, string>();
+    for (const entry of store.listCacheEntries()) keys.set(entry.cid, entry.key);
+    const blobs = await this.requireBlobs().list();
+    return blobs.sort((a, b) => b.lastUsed - a.lastUsed).map(({ cid, size, lastUsed }) => {
+      const key = keys.get(cid);
+      const release = store.getRelease(cid);
+      return {
+        cid, size, lastUsed: new Date(lastUsed).toISOString(),
+        ...(key ? { kind: 'artifact' as const, key } : release ? { kind: 'bundle' as const, name: release.name } : { kind: 'blob' as const }),
+      };
+    });
+  }
+
+  private requireBlobs(): BlobStore {
+    if (!this.blobs) throw new Error('the node is not started');
+    return this.blobs;
   }
 
   private requireStore(): NodeStore {

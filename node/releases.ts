@@ -50,6 +50,10 @@ export interface ReleasesInit {
   log: Logger;
   /** Parts built at once (default 1). */
   jobs?: number;
+  /** The name peers give a release in their adverts (a release supplied by CID has no folder to name it). */
+  nameOf?: (cid: string) => string | undefined;
+  /** Told when a release becomes available (adverts list it). */
+  onAvailable?: (cid: string) => void;
   now?: () => number;
 }
 
@@ -61,6 +65,11 @@ export class Releases {
   private readonly inFlight = new Map<string, Promise<SupplyResult>>();
 
   constructor(private readonly init: ReleasesInit) {}
+
+  /** Settles once no supply runs (a stopping node waits for its aborted builds to clean up). */
+  async idle(): Promise<void> {
+    await Promise.allSettled([...this.inFlight.values()]);
+  }
 
   softwareRoot(cid: string): string {
     return join(this.init.dataDir, 'software', cid);
@@ -92,7 +101,7 @@ export class Releases {
         if (!this.init.remote) throw new SupplyError(`release ${cid} is not in this node's cache, and no peer can be asked`);
         await this.init.remote.fetch(cid, undefined, signal);
       }
-      const name = this.init.store.getRelease(cid)?.name ?? cid.slice(-8);
+      const name = this.init.store.getRelease(cid)?.name ?? this.init.nameOf?.(cid) ?? cid.slice(-8);
       return { cid, name, bundle: (await blobs.path(cid))! };
     }
     const tmp = join(this.init.dataDir, 'tmp');
@@ -118,7 +127,7 @@ export class Releases {
           const source = entry.builder === this.init.peerId ? 'built' : 'peer';
           store.upsertRelease({ cid, name, state: 'available', path: root, source, ...(peer ? { peer } : {}), updatedAt: now() });
           log(`release ${name} (${cid}) installed from ${entry.builder}'s artifact ${entry.cid}`);
-          await this.provide([cid, entry.cid], [key]);
+          this.announce([cid, entry.cid], [key]);
           return { cid, name, source, ...(peer ? { peer } : {}), path: root, seconds: 0 };
         } catch (error) {
           if (signal.aborted) throw error;
@@ -128,7 +137,7 @@ export class Releases {
       const artifact = await this.build(cid, key, bundle, root, signal, onEvent);
       store.upsertRelease({ cid, name, state: 'available', path: root, source: 'built', updatedAt: now() });
       log(`release ${name} (${cid}) built; artifact ${artifact}`);
-      await this.provide([cid, artifact], [key]);
+      this.announce([cid, artifact], [key]);
       return { cid, name, source: 'built', path: root, seconds: 0 };
     } catch (error) {
       store.upsertRelease({ cid, name, state: 'error', error: (error as Error).message, updatedAt: now() });
@@ -215,8 +224,10 @@ export class Releases {
     }
   }
 
-  private async provide(cids: string[], keys: string[]): Promise<void> {
-    await this.init.remote?.provide(cids, keys).catch((error: Error) => this.init.log.error(`could not announce ${cids.join(', ')}: ${error.message}`));
+  /** Tells adverts and the DHT, in the background: the release is usable whether or not they heard. */
+  private announce(cids: string[], keys: string[]): void {
+    this.init.onAvailable?.(cids[0]!);
+    this.init.remote?.provide(cids, keys).catch((error: Error) => this.init.log.error(`could not announce ${cids.join(', ')}: ${error.message}`));
   }
 }
 

@@ -199,6 +199,13 @@ export class NodeStore {
     ));
   }
 
+  /** Marks builds a stopped or killed node left unfinished as failed (a supply starts them again). */
+  interruptBuilds(now = Date.now()): number {
+    return this.#write(() => this.#run(
+      `UPDATE releases SET state = 'error', error = 'interrupted: the node stopped during the build', updated_at = ? WHERE state = 'building'`, now,
+    ));
+  }
+
   /** Keeps a signed cache entry, unless an entry of the same key and builder at least as recent is kept. */
   putCacheEntry(entry: StoredCacheEntry): boolean {
     return this.#write(() => this.#run(

@@ -4,6 +4,7 @@ import { callControl } from '../../node/control.js';
 import { defaultDataDir } from '../../node/data-dir.js';
 import { SlapmeshNode, type NodeOptions } from '../../node/node.js';
 import { CliError, EXIT_OK, type CliIo } from '../io.js';
+import { parseSize } from '../cache/index.js';
 import type { CommandContext } from '../main.js';
 
 export const DEFAULT_LISTEN = '/ip4/0.0.0.0/tcp/4001';
@@ -57,6 +58,7 @@ async function runNode(command: Command, flags: StartFlags, { io, setExit }: Com
     open: Boolean(flags.open),
     private: Boolean(flags.private),
     trustAnyBuilder: Boolean(flags.trustAnyBuilder),
+    ...(flags.cacheQuota !== undefined ? { cacheQuota: parseSize(flags.cacheQuota, '--cache-quota') } : {}),
     partitions,
     verbose: Boolean(flags.verbose),
     stderr: io.stderr,

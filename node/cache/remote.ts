@@ -1,0 +1,128 @@
+// The mesh as a build cache (design.md §6): who holds entries and blobs is learnt from adverts (a peer
+// listing a release has built or fetched it) and from the DHT (a node provides the CIDs of the keys it
+// has entries for and of the blobs it holds); entries are looked up and blobs fetched over the cache
+// protocol. Providers are tried in rendezvous-hash order, so fetches of one blob go to the same peers
+// first while different blobs spread over all of them; a peer that sent bad bytes goes last for a while.
+import { createHash } from 'node:crypto';
+import type { PeerId } from '@libp2p/interface';
+import { peerIdFromString } from '@libp2p/peer-id';
+import { CID } from 'multiformats/cid';
+import type { CacheProtocol } from '../../protocols/cache/index.js';
+import type { Logger } from '../log.js';
+import type { RemoteCache } from '../releases.js';
+import type { BlobStore } from './blob-store.js';
+import { cidOfBytes } from './cid.js';
+import { parseKey, type CacheEntry } from './entry.js';
+import { fetchBlob } from './fetch.js';
+
+/** How long a search for providers in the DHT may take before the peers found so far are used. */
+export const FIND_PROVIDERS_TIMEOUT_MS = 5_000;
+/** At most this many providers are taken from the DHT for one CID. */
+export const MAX_DHT_PROVIDERS = 20;
+/** How long one announcement in the DHT may take. */
+export const PROVIDE_TIMEOUT_MS = 30_000;
+/** A peer that sent bad bytes is tried last for this long. */
+export const PENALTY_MS = 10 * 60_000;
+/** Peers asked for entries at once. */
+const LOOKUP_CONCURRENCY = 4;
+
+export interface MeshCacheInit {
+  /** The libp2p node's content routing (kad-dht). */
+  routing: {
+    provide(cid: CID, options: { signal: AbortSignal }): Promise<void>;
+    findProviders(cid: CID, options: { signal: AbortSignal }): AsyncIterable<{ id: PeerId }>;
+  };
+  cache: Pick<CacheProtocol, 'lookup' | 'get'>;
+  blobs: BlobStore;
+  /** Peers whose adverts list a release (by its CID). */
+  advertisers: (release: string) => string[];
+  /** This node: never a provider of what it looks for. */
+  self: string;
+  log: Logger;
+  findProvidersTimeoutMs?: number;
+  now?: () => number;
+}
+
+/** The order in which providers of `cid` are tried: by rendezvous hash, penalised peers last. */
+export function rankProviders(peers: readonly string[], cid: string, penalisedUntil: ReadonlyMap<string, number>, now: number): string[] {
+  const weight = new Map(peers.map((peer) => [peer, createHash('sha256').update(`${peer}\n${cid}`).digest('hex')]));
+  const penalised = (peer: string) => ((penalisedUntil.get(peer) ?? 0) > now ? 1 : 0);
+  return [...weight.keys()].sort((a, b) => penalised(a) - penalised(b) || (weight.get(a)! < weight.get(b)! ? -1 : 1));
+}
+
+export class MeshCache implements RemoteCache {
+  private readonly penalisedUntil = new Map<string, number>();
+
+  constructor(private readonly init: MeshCacheInit) {}
+
+  async findEntries(key: string, signal: AbortSignal): Promise<{ wire: Uint8Array; from: string }[]> {
+    const { kind, id } = parseKey(key);
+    const peers = await this.providers(cidOfBytes(new TextEncoder().encode(key)), kind === 'release' ? id : undefined, [], signal);
+    const found: { wire: Uint8Array; from: string }[] = [];
+    const queue = [...peers];
+    const worker = async () => {
+      for (let peer = queue.shift(); peer !== undefined; peer = queue.shift()) {
+        try {
+          for (const wire of await this.init.cache.lookup(peerIdFromString(peer), key, { signal })) found.push({ wire, from: peer });
+        } catch (error) {
+          if (signal.aborted) throw error;
+          this.init.log.debug(`lookup of ${key} at ${peer}: ${(error as Error).message}`);
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: LOOKUP_CONCURRENCY }, worker));
+    return found;
+  }
+
+  async fetch(cid: string, entry: CacheEntry | undefined, signal: AbortSignal): Promise<{ peer: string }> {
+    // An artifact's builder and the peers listing its release likely hold it; a bundle's CID is its release's.
+    const release = entry ? parseKey(entry.key) : undefined;
+    const known = entry ? [entry.builder] : [];
+    const peers = await this.providers(cid, release?.kind === 'release' ? release.id : entry ? undefined : cid, known, signal);
+    const order = rankProviders(peers, cid, this.penalisedUntil, this.now());
+    let last = '';
+    await fetchBlob({
+      store: this.init.blobs, cid, signal,
+      ...(entry ? { size: entry.size, chunks: entry.chunks } : {}),
+      providers: order.map((peer) => peerIdFromString(peer)),
+      // The peer fetchBlob asked last is the one it completed from.
+      client: { get: (peer, blob, options) => ((last = peer.toString()), this.init.cache.get(peer, blob, options)) },
+      onBadProvider: (peer, reason) => {
+        this.penalisedUntil.set(peer.toString(), this.now() + PENALTY_MS);
+        this.init.log.error(`provider ${peer} sent bad data for ${cid}: ${reason}`);
+      },
+    });
+    return { peer: last };
+  }
+
+  async provide(cids: readonly string[], keys: readonly string[]): Promise<void> {
+    const encoder = new TextEncoder();
+    const all = [...cids, ...keys.map((key) => cidOfBytes(encoder.encode(key)))];
+    const results = await Promise.allSettled(all.map((cid) => this.init.routing.provide(CID.parse(cid), { signal: AbortSignal.timeout(PROVIDE_TIMEOUT_MS) })));
+    const failed = results.flatMap((result, i) => (result.status === 'rejected' ? [`${all[i]}: ${(result.reason as Error).message}`] : []));
+    if (failed.length) throw new Error(`announcing in the DHT failed for ${failed.join('; ')}`);
+  }
+
+  /** Peers that may hold `cid`: `known` ones, those advertising `release`, then the DHT's providers (without this node). */
+  private async providers(cid: string, release: string | undefined, known: readonly string[], signal: AbortSignal): Promise<string[]> {
+    const peers = new Set([...known, ...(release ? this.init.advertisers(release) : [])]);
+    const search = AbortSignal.any([signal, AbortSignal.timeout(this.init.findProvidersTimeoutMs ?? FIND_PROVIDERS_TIMEOUT_MS)]);
+    let fromDht = 0;
+    try {
+      for await (const provider of this.init.routing.findProviders(CID.parse(cid), { signal: search })) {
+        peers.add(provider.id.toString());
+        if (++fromDht >= MAX_DHT_PROVIDERS) break;
+      }
+    } catch (error) {
+      signal.throwIfAborted();
+      // A DHT with no peers, or a slow one: the peers found so far will do.
+      this.init.log.debug(`providers of ${cid} in the DHT: ${(error as Error).message}`);
+    }
+    peers.delete(this.init.self);
+    return [...peers];
+  }
+
+  private now(): number {
+    return (this.init.now ?? Date.now)();
+  }
+}

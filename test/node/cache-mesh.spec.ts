@@ -1,0 +1,135 @@
+// The build cache over a real mesh (design.md §6; issue 5's acceptance): nodes on 127.0.0.1 in this
+// process, each with its own data directory; examples/hello built for real once, then supplied from
+// peers through adverts, the DHT and the cache protocol.
+import { strict as assert } from 'node:assert';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, cpSync, existsSync, openSync, readFileSync, readdirSync, writeSync, closeSync, mkdirSync, writeFileSync } from 'node:fs';
+import { once } from 'node:events';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { generateKeyPair, privateKeyToProtobuf } from '@libp2p/crypto/keys';
+import { peerIdFromPrivateKey } from '@libp2p/peer-id';
+import { hashFile } from '../../node/cache/cid.js';
+import { rankProviders } from '../../node/cache/remote.js';
+import { IDENTITY_FILE } from '../../node/identity.js';
+import { SlapmeshNode, type NodeOptions } from '../../node/node.js';
+import { removeTree, writeTree } from '../helpers/files.js';
+
+const HELLO = fileURLToPath(new URL('../../../examples/hello', import.meta.url));
+const FAST = { advertIntervalMs: 200, peerTtlMs: 5000 };
+
+describe('node: the build cache over a mesh', function () {
+  this.timeout(120_000);
+  const dirs: string[] = [];
+  const nodes: SlapmeshNode[] = [];
+  const logLines: string[] = [];
+  let release: string;
+  let a: SlapmeshNode;
+  let releaseCid: string;
+
+  function options(extra: Partial<NodeOptions> = {}): NodeOptions {
+    const dataDir = extra.dataDir ?? writeTree({});
+    dirs.push(dataDir);
+    return {
+      dataDir, listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: a ? [a.addresses()[0]!] : [], trust: [], open: false, private: false,
+      trustAnyBuilder: false, partitions: 5, verbose: true, stderr: (line) => void logLines.push(line), ...FAST, ...extra,
+    };
+  }
+
+  async function start(extra: Partial<NodeOptions> = {}): Promise<SlapmeshNode> {
+    const node = new SlapmeshNode(options(extra));
+    await node.start();
+    nodes.push(node);
+    return node;
+  }
+
+  /** Resolves once `node` has an advert from `peer` listing `cid`. */
+  async function seesRelease(node: SlapmeshNode, peer: string, cid: string): Promise<void> {
+    while (!node.table.get(peer)?.advert.releases.some((r) => r.cid === cid)) await once(node.table, 'peer:updated');
+  }
+
+  const softwareRoot = (node: SlapmeshNode, cid: string) => join(node.options.dataDir, 'software', cid);
+  const artifactOf = (node: SlapmeshNode) => readdirSync(join(node.options.dataDir, 'cache', 'blobs')).filter((cid) => cid !== releaseCid);
+
+  before(async () => {
+    release = join(writeTree({}), 'hello');
+    cpSync(HELLO, release, { recursive: true });
+    a = await start();
+    const built = await a.supply(join(release, 'software.cfg'));
+    assert.equal(built.source, 'built');
+    releaseCid = built.cid;
+  });
+
+  after(async () => {
+    await Promise.all(nodes.splice(0).map((n) => n.stop()));
+    dirs.splice(0).forEach(removeTree);
+    removeTree(join(release, '..'));
+  });
+
+  it('B, trusting A, supplies the release by CID from A: bundle and artifact fetched, nothing built, and it works', async () => {
+    const b = await start({ trust: [a.peerId] });
+    await seesRelease(b, a.peerId, releaseCid);
+    const supplied = await b.supply(releaseCid);
+    assert.deepEqual({ source: supplied.source, peer: supplied.peer, name: supplied.name }, { source: 'peer', peer: a.peerId, name: 'hello' });
+    // No compiler ran: no build log, no build folder.
+    assert.equal(existsSync(join(b.options.dataDir, 'software', `${releaseCid}.log`)), false);
+    assert.equal(existsSync(join(b.options.dataDir, 'build')), false);
+    const root = softwareRoot(b, releaseCid);
+    assert.match(execFileSync(join(root, 'parts/hello-server/bin/hello-server'), ['--help'], { encoding: 'utf8' }), /Hello/);
+    assert.match(readFileSync(join(root, 'instance.cfg'), 'utf8'), new RegExp(`${root}/parts/hello-server`));
+    assert.deepEqual(artifactOf(b), artifactOf(a));
+    // B now lists it too, and a second supply is local.
+    assert.equal((await b.supply(releaseCid)).source, 'local');
+  });
+
+  it('C, not trusting A, ignores its entry and builds the release itself', async () => {
+    const c = await start();
+    await seesRelease(c, a.peerId, releaseCid);
+    const supplied = await c.supply(join(release, 'software.cfg'));
+    assert.equal(supplied.source, 'built');
+    assert.equal(supplied.cid, releaseCid);
+    assert.ok(logLines.some((line) => line.includes(`its builder ${a.peerId} is not trusted`)), 'the untrusted entry was seen and ignored');
+    assert.match(execFileSync(join(softwareRoot(c, releaseCid), 'parts/hello-server/bin/hello-server'), ['--help'], { encoding: 'utf8' }), /Hello/);
+  });
+
+  it('takes entries of any builder with --trust-any-builder', async () => {
+    const d = await start({ trustAnyBuilder: true });
+    await seesRelease(d, a.peerId, releaseCid);
+    assert.equal((await d.supply(releaseCid)).source, 'peer');
+  });
+
+  it('detects a provider serving corrupted bytes, penalises it and completes from an honest one', async () => {
+    const [artifact] = artifactOf(a);
+    assert.ok(artifact);
+    // The bad node's key is chosen so that it is the first provider tried for this artifact.
+    const others = nodes.map((node) => node.peerId);
+    let dataDir: string;
+    for (;;) {
+      const key = await generateKeyPair('Ed25519');
+      const id = peerIdFromPrivateKey(key).toString();
+      if (rankProviders([...others, id], artifact, new Map(), 0)[0] !== id) continue;
+      dataDir = writeTree({});
+      mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+      writeFileSync(join(dataDir, IDENTITY_FILE), privateKeyToProtobuf(key), { mode: 0o600 });
+      break;
+    }
+    const bad = await start({ dataDir, trust: [a.peerId] });
+    await seesRelease(bad, a.peerId, releaseCid);
+    assert.equal((await bad.supply(releaseCid)).source, 'peer');
+    // It now serves a copy whose first chunk is damaged.
+    const file = join(bad.options.dataDir, 'cache', 'blobs', artifact);
+    chmodSync(file, 0o644);
+    const fd = openSync(file, 'r+');
+    writeSync(fd, Buffer.from('corrupted'), 0, 9, 100);
+    closeSync(fd);
+
+    const e = await start({ trust: [a.peerId] });
+    await seesRelease(e, bad.peerId, releaseCid);
+    const supplied = await e.supply(releaseCid);
+    assert.equal(supplied.source, 'peer');
+    assert.notEqual(supplied.peer, bad.peerId);
+    assert.ok(logLines.some((line) => line.includes(`provider ${bad.peerId} sent bad data for ${artifact}`)), 'the bad provider was detected');
+    assert.equal((await hashFile(join(e.options.dataDir, 'cache', 'blobs', artifact))).cid, artifact);
+    assert.match(execFileSync(join(softwareRoot(e, releaseCid), 'parts/hello-server/bin/hello-server'), ['--help'], { encoding: 'utf8' }), /Hello/);
+  });
+});
