@@ -4,7 +4,7 @@
 // cache entry for it, and extracting it like any fetched artifact. node.db records each release's state
 // (building, available, error); a build's output goes to a log file beside the software root.
 import { createWriteStream, existsSync } from 'node:fs';
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { PrivateKey } from '@libp2p/interface';
 import { install, type InstallEvent } from '../engine/install/installer.js';
@@ -14,6 +14,8 @@ import { parseBlobCid } from './cache/cid.js';
 import { formatKey, signEntry, verifyEntry, type CacheEntry } from './cache/entry.js';
 import { extractArtifact, packArtifact } from './cache/artifact.js';
 import { paddedPrefix } from './cache/relocate.js';
+import { mirrorRelease } from './cache/mirror.js';
+import { isUrl } from '../engine/config/fetch.js';
 import type { Logger } from './log.js';
 import type { NodeStore } from './store.js';
 
@@ -75,7 +77,7 @@ export class Releases {
     return join(this.init.dataDir, 'software', cid);
   }
 
-  /** RELEASE is a profile path (or a folder with software.cfg), or the CID of a bundle. */
+  /** RELEASE is a profile path (or a folder with software.cfg), its URL, or the CID of a bundle. */
   async supply(release: string, options: { signal?: AbortSignal; onEvent?: (event: InstallEvent) => void } = {}): Promise<SupplyResult> {
     const started = performance.now();
     const signal = options.signal ?? new AbortController().signal;
@@ -106,9 +108,14 @@ export class Releases {
     }
     const tmp = join(this.init.dataDir, 'tmp');
     await mkdir(tmp, { recursive: true });
-    const bundle = await bundleRelease(release, tmp);
-    const put = await blobs.put(bundle.file, { move: true });
-    return { cid: put.cid, name: bundle.name, bundle: (await blobs.path(put.cid))! };
+    const mirror = isUrl(release) ? await mkdtemp(join(tmp, 'mirror-')) : undefined;
+    try {
+      const bundle = await bundleRelease(mirror ? await mirrorRelease(release, mirror, signal) : release, tmp);
+      const put = await blobs.put(bundle.file, { move: true });
+      return { cid: put.cid, name: bundle.name, bundle: (await blobs.path(put.cid))! };
+    } finally {
+      if (mirror) await rm(mirror, { recursive: true, force: true });
+    }
   }
 
   private async make(cid: string, name: string, bundle: string, signal: AbortSignal, onEvent?: (event: InstallEvent) => void): Promise<SupplyResult> {

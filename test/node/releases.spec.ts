@@ -3,7 +3,11 @@
 import { strict as assert } from 'node:assert';
 import { execFileSync } from 'node:child_process';
 import { cpSync, existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { once } from 'node:events';
+import { readFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join, normalize } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import type { PrivateKey } from '@libp2p/interface';
@@ -103,5 +107,31 @@ describe('node/releases: supply', function () {
     for (const entry of a.store.listCacheEntries()) c.store.putCacheEntry(entry);
     const result = await c.releases.supply(join(release, 'software.cfg'));
     assert.equal(result.source, 'built');
+  });
+
+  it('supplies a release by URL: mirrored over HTTP, bundled to the CID of its folder, and built', async () => {
+    const folder = writeTree({
+      'web/software.cfg': '[buildout]\nparts = page\n\n[page]\nrecipe = slapos.recipe.template\nurl = ${:_profile_base_location_}/page.in\noutput = ${buildout:directory}/page.html\n',
+      'web/page.in': '<p>hello</p>\n',
+    });
+    const server = createServer((request, response) => {
+      readFile(join(folder, normalize(new URL(request.url!, 'http://x').pathname))).then((bytes) => response.end(bytes), () => {
+        response.statusCode = 404;
+        response.end();
+      });
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const d = await side();
+    sides.push(d);
+    try {
+      const result = await d.releases.supply(`http://127.0.0.1:${(server.address() as AddressInfo).port}/web/software.cfg`);
+      assert.deepEqual({ name: result.name, source: result.source }, { name: 'web', source: 'built' });
+      assert.equal(readFileSync(join(result.path, 'page.html'), 'utf8'), '<p>hello</p>\n');
+      assert.equal((await d.releases.supply(join(folder, 'web'))).cid, result.cid);
+    } finally {
+      server.close();
+      removeTree(folder);
+    }
   });
 });
