@@ -1,20 +1,23 @@
 // `buildout install`: parts from [buildout] parts plus every part they refer to, referenced
 // parts first; unchanged parts updated, changed ones (options, recipe, or a part they depend
 // on) uninstalled and installed again, removed ones uninstalled; independent parts in parallel.
+// Shared parts (`shared = true`) are reused, fetched from the artifact cache or built: shared.ts.
 import { createHash } from 'node:crypto';
 import { createWriteStream, existsSync, mkdirSync, mkdtempSync, rmSync, type WriteStream } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { isAbsolute, join } from 'node:path';
+import { isAbsolute, join, relative } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { describeSubstitutionError, loadConfiguration, startEvaluation, type ConfigurationRequest } from '../config/configuration.js';
 import { SubstitutionError } from '../config/errors.js';
 import type { Evaluation, SectionOptions } from '../config/options.js';
 import { pyCompare, pySplit } from '../config/pytext.js';
 import { addLocation } from '../config/resolve.js';
+import type { ArtifactCache } from './artifact-cache.js';
 import { download } from './download.js';
 import { cleanEnvironment, runCommand } from './environment.js';
 import { readInstalled, SIGNATURE, writeInstalled, type InstalledPart } from './installed.js';
 import { findRecipe, RecipeError, type BuildoutSettings, type PartContext, type Recipe } from './recipe.js';
+import { installShared, isComplete, SharedParts } from './shared.js';
 import '../recipes/index.js';
 
 export type InstallEvent =
@@ -28,6 +31,8 @@ export interface InstallRequest extends ConfigurationRequest {
   readonly jobs?: number;
   readonly onEvent?: (event: InstallEvent) => void;
   readonly signal?: AbortSignal;
+  /** The node's build cache: shared parts are fetched from it before being built, and published to it after. */
+  readonly artifactCache?: ArtifactCache;
 }
 
 export interface InstallReport {
@@ -49,14 +54,16 @@ export async function install(request: InstallRequest): Promise<InstallReport> {
   const emit = request.onEvent ?? (() => undefined);
   const configuration = await loadConfiguration(request);
   const recipes = new Map<string, Recipe>();
+  const shared = new SharedParts(recipes);
   const evaluation = startEvaluation(configuration, (section, ev) => {
-    addLocation(section, ev);
     const spec = section.require('recipe');
     const recipe = findRecipe(spec);
     if (!recipe) {
       throw new RecipeError(`[${section.name}]: recipe ${spec} is not available in slapmesh (docs/recipes.md lists the built-in recipes)`);
     }
     recipes.set(section.name, recipe);
+    shared.prepare(section, recipe); // before addLocation: a shared part's location is its own
+    addLocation(section, ev);
     recipe.init?.({
       name: section.name, options: section, buildout: settingsOf(ev),
       section: (name) => {
@@ -84,7 +91,9 @@ export async function install(request: InstallRequest): Promise<InstallReport> {
     for (const name of [...state.keys()].reverse()) {
       const old = state.get(name)!;
       const now = options.get(name);
-      if (now && sameOptions(old.options, { ...now, [SIGNATURE]: signatures.get(name)! }) && old.paths.every((p) => existsSync(p))) continue;
+      const sharedPart = shared.get(name);
+      const present = old.paths.every((p) => existsSync(p)) && (!sharedPart || isComplete(sharedPart));
+      if (now && sameOptions(old.options, { ...now, [SIGNATURE]: signatures.get(name)! }) && present) continue;
       emit({ type: 'uninstall', part: name });
       await uninstallPart(name, old, recipes.get(name), settings.directory, logs);
       state.delete(name);
@@ -115,13 +124,24 @@ export async function install(request: InstallRequest): Promise<InstallReport> {
       emit({ type: previous ? 'update' : 'install', part: name });
       try {
         let paths: string[];
+        const sharedPart = shared.get(name);
         if (previous) {
           paths = [...previous.paths, ...((await recipe.update?.(contextFor(name, created))) ?? []), ...created];
+        } else if (sharedPart) {
+          paths = [];
+          await installShared({
+            part: sharedPart, buildoutDirectory: settings.directory, cache: request.artifactCache, log: logs.logger(name), signal,
+            build: async () => {
+              paths = [...created, ...(await recipe.install(contextFor(name, created)))];
+            },
+          });
         } else {
           const returned = await recipe.install(contextFor(name, created));
           paths = [...created, ...returned];
         }
-        const absolute = [...new Set(paths.map((p) => (isAbsolute(p) ? p : join(settings.directory, p))))];
+        let absolute = [...new Set(paths.map((p) => (isAbsolute(p) ? p : join(settings.directory, p))))];
+        // Other buildouts use a shared part: uninstalling this one must leave it (as SlapOS does).
+        if (sharedPart) absolute = absolute.filter((p) => !isInside(p, sharedPart.location));
         if (!previous || absolute.length !== previous.paths.length) {
           state.delete(name);
           state.set(name, { options: saved, paths: absolute });
@@ -195,6 +215,11 @@ function signParts(parts: readonly string[], options: Map<string, Record<string,
     signatures.set(name, `${spec}@${recipes.get(name)?.version ?? '1'}-${hash.digest('hex').slice(0, 32)}`);
   }
   return signatures;
+}
+
+function isInside(path: string, folder: string): boolean {
+  const inside = relative(folder, path);
+  return !inside.startsWith('..') && !isAbsolute(inside);
 }
 
 function sameOptions(a: Readonly<Record<string, string>>, b: Readonly<Record<string, string>>): boolean {

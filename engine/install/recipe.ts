@@ -83,11 +83,40 @@ export interface Recipe {
   update?(part: PartContext): Promise<string[] | void>;
   /** Called before a part's paths are deleted, with the options it was installed with. */
   uninstall?(part: { readonly name: string; readonly options: Readonly<Record<string, string>>; readonly log: PartLog }): Promise<void>;
+  /**
+   * Given by recipes whose parts may say `shared = true` (engine/install/shared.ts): such a part is
+   * installed once per content signature under the shared root, reused by every buildout, and fetched
+   * from and published to the node's artifact cache. Other recipes ignore `shared`.
+   */
+  readonly shareable?: Shareable;
+}
+
+/** How a recipe takes part in shared parts. */
+export interface Shareable {
+  /**
+   * Local files or folders the part is built from whose content no option pins (a source folder, a
+   * local file without checksum): their content goes into the part's signature. Relative paths are
+   * relative to the buildout directory.
+   */
+  sources?(options: PartOptions): string[];
 }
 
 /** An expected failure of a part (a bad option, a failed command, a bad download): shown without a stack. */
 export class RecipeError extends Error {
   override name = 'RecipeError';
+}
+
+/** A buildout boolean option: true/false (yes/no, on/off, 1/0); absent or empty is `undefined`. */
+export function flag(section: string, option: string, value: string | undefined): boolean | undefined {
+  const v = value?.trim().toLowerCase();
+  if (!v) return undefined;
+  if (['true', 'yes', 'on', '1'].includes(v)) return true;
+  if (['false', 'no', 'off', '0'].includes(v)) return false;
+  throw new RecipeError(`[${section}] ${option} must be true or false, got ${JSON.stringify(value)}`);
+}
+
+export function isTrue(section: string, option: string, value: string | undefined): boolean {
+  return flag(section, option, value) ?? false;
 }
 
 const recipes = new Map<string, Recipe>();

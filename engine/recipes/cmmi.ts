@@ -1,21 +1,21 @@
 // slapos.recipe.cmmi (and hexagonit.recipe.cmmi, the same options): configure, make, make install of
 // a source archive or folder into the part's location, as every C component of SlapOS is built.
 // The build happens in a temporary copy of the sources, never in the location or the source folder.
+// With `shared = true` the engine chooses the location and may skip the build (engine/install/shared.ts).
 import { cp, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { extractArchive } from '../install/archive.js';
-import { registerRecipe, RecipeError, type PartContext, type Recipe } from '../install/recipe.js';
-import { clearLeftover, isTrue, shellQuote } from './download.js';
-
-/** SlapOS writes it where a shared part's location goes; without sharing it is the part's location. */
-const LOCATION_PLACEHOLDER = '@@LOCATION@@';
+import { isTrue, registerRecipe, RecipeError, type PartContext, type PartOptions, type Recipe } from '../install/recipe.js';
+import { LOCATION_PLACEHOLDER } from '../install/shared.js';
+import { clearLeftover, localFile, shellQuote } from './download.js';
 
 /** Python hooks of slapos.recipe.cmmi: they name Python code, which slapmesh cannot run. */
 const PYTHON_HOOKS = ['pre-configure-hook', 'pre-make-hook', 'post-make-hook'];
 
 const cmmi: Recipe = {
   version: '1',
+  shareable: { sources },
   init(part) {
     const location = part.options.get('location');
     if (!location || location === LOCATION_PLACEHOLDER) part.options.set('location', join(part.buildout.partsDirectory, part.name));
@@ -38,10 +38,6 @@ async function install(part: PartContext): Promise<string[]> {
   for (const hook of PYTHON_HOOKS) {
     if (options.raw(hook)) throw new RecipeError(`[${part.name}] ${hook} runs Python code, which slapmesh does not support: use the shell options (pre-configure, pre-make, pre-install, post-install)`);
   }
-  if (isTrue(part.name, 'shared', options.raw('shared'))) {
-    part.log(`shared = true: shared parts are not implemented yet, building into ${location}`);
-  }
-
   await clearLeftover(part, location);
   part.created(location);
   const build = await mkdtemp(join(part.environment['TMPDIR'] ?? tmpdir(), 'cmmi-'));
@@ -97,6 +93,15 @@ async function install(part: PartContext): Promise<string[]> {
   } finally {
     await rm(build, { recursive: true, force: true });
   }
+}
+
+/** What a shared part is built from that no checksum pins: the source folder, unverified local archives and patches. */
+function sources(options: PartOptions): string[] {
+  const path = options.get('path')?.trim();
+  const url = options.get('url')?.trim();
+  const found = path ? [path] : url && !options.get('md5sum')?.trim() ? localFile(url) : [];
+  for (const patch of (options.get('patches') ?? '').split(/\s+/).filter(Boolean)) found.push(...localFile(patch));
+  return found;
 }
 
 /** The part's options as slapos.recipe.cmmi reads them: `@@LOCATION@@` replaced, `%(option)s` expanded. */

@@ -2,16 +2,21 @@
 // slapos.recipe.build:download-unpacked (an archive extracted into the part), as SlapOS uses them.
 import { chmod, copyFile, lstat, mkdir, rename, rm } from 'node:fs/promises';
 import { dirname, isAbsolute, join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { extractArchive } from '../install/archive.js';
-import { registerRecipe, RecipeError, type PartContext, type Recipe } from '../install/recipe.js';
+import { splitChecksumFragment } from '../install/download.js';
+import { flag, isTrue, registerRecipe, RecipeError, type PartContext, type PartOptions, type Recipe } from '../install/recipe.js';
 
 /**
  * `url` (`#md5` fragment allowed), `md5sum`, `filename` (default: the section name), `destination`
- * (the file's path; default `${:location}/${:filename}`), `mode` (octal). Sets `target`: the file's path.
+ * (the file's path; default `${:location}/${:filename}`), `mode` (octal), `shared`. Sets `target`: the
+ * file's path.
  */
 const downloadFile: Recipe = {
   version: '1',
+  shareable: { sources: localSources },
   init(part) {
+    refuseSharedDestination(part.name, part.options);
     const destination = part.options.get('destination')?.trim();
     const filename = part.options.get('filename')?.trim() || part.name;
     part.options.set('target', destination || join(part.options.require('location'), filename));
@@ -42,10 +47,14 @@ const downloadFile: Recipe = {
 /**
  * `url` (`#md5` allowed), `md5sum`, `destination` (default: the location), `strip-top-level-dir`
  * (unless false, an archive holding exactly one folder at its top is extracted from inside that
- * folder, as slapos.recipe.build does by default).
+ * folder, as slapos.recipe.build does by default), `shared`.
  */
 const downloadUnpacked: Recipe = {
   version: '1',
+  shareable: { sources: localSources },
+  init(part) {
+    refuseSharedDestination(part.name, part.options);
+  },
   async install(part) {
     const destination = part.options.get('destination')?.trim() || part.options.require('location');
     const strip = flag(part.name, 'strip-top-level-dir', part.options.get('strip-top-level-dir'));
@@ -61,10 +70,34 @@ const downloadUnpacked: Recipe = {
 /** The file named by `url`, verified against `md5sum` (or the URL's `#md5`). */
 function sourceFile(part: PartContext): Promise<string> {
   const md5 = part.options.get('md5sum')?.trim();
-  if (isTrue(part.name, 'shared', part.options.get('shared'))) {
-    part.log('shared = true: shared parts are not implemented yet, installing into the part');
-  }
   return part.download(part.options.require('url'), md5 ? { md5 } : undefined);
+}
+
+/** A shared part is its location, which other buildouts use too: it cannot put files elsewhere. */
+function refuseSharedDestination(name: string, options: PartOptions): void {
+  if (isTrue(name, 'shared', options.get('shared')) && options.get('destination')?.trim()) {
+    throw new RecipeError(`[${name}] destination cannot be used with shared = true: a shared part is installed in its own location`);
+  }
+}
+
+/** The local file a shared part's signature must cover: `url` when it is local and has no md5. */
+function localSources(options: PartOptions): string[] {
+  const url = options.get('url')?.trim() ?? '';
+  return url && !options.get('md5sum')?.trim() ? localFile(url) : [];
+}
+
+/** `[path]` when `url` names a local file or `file:` URL without an `#md5` fragment; else `[]`. */
+export function localFile(url: string): string[] {
+  const { url: bare, md5 } = splitChecksumFragment(url);
+  if (md5) return [];
+  const scheme = /^([a-z][a-z0-9+.-]+):/i.exec(bare)?.[1]?.toLowerCase();
+  if (scheme === undefined) return [bare];
+  if (scheme !== 'file') return [];
+  try {
+    return [fileURLToPath(bare)];
+  } catch {
+    return []; // a bad file: URL: the download says so
+  }
 }
 
 function octalMode(part: PartContext): number | undefined {
@@ -87,19 +120,6 @@ export async function clearLeftover(part: PartContext, path: string): Promise<vo
     return;
   }
   throw new RecipeError(`[${part.name}] ${path} already exists outside the parts directory: remove it, or choose another path`);
-}
-
-/** A buildout boolean option: true/false (yes/no, on/off, 1/0); absent or empty is `undefined`. */
-export function flag(section: string, option: string, value: string | undefined): boolean | undefined {
-  const v = value?.trim().toLowerCase();
-  if (!v) return undefined;
-  if (['true', 'yes', 'on', '1'].includes(v)) return true;
-  if (['false', 'no', 'off', '0'].includes(v)) return false;
-  throw new RecipeError(`[${section}] ${option} must be true or false, got ${JSON.stringify(value)}`);
-}
-
-export function isTrue(section: string, option: string, value: string | undefined): boolean {
-  return flag(section, option, value) ?? false;
 }
 
 /** One shell word, whatever it holds. */

@@ -86,7 +86,6 @@ describe('engine/recipes: slapos.recipe.cmmi', function () {
       `patches = ${join(sources, 'fix.patch')}#${md5(join(sources, 'fix.patch'))}`,
       'pre-configure = echo pre-configure in $(basename $(pwd))',
       'post-install = echo %(prefix)s > %(location)s/post.txt',
-      'shared = true',
     ]);
     const location = join(dir, 'parts', 'hello');
     assert.equal(run(join(location, 'bin/hello')), 'Bonjour sweet:/usr/bin:/bin:/usr/sbin:/sbin\npatched\n');
@@ -96,7 +95,6 @@ describe('engine/recipes: slapos.recipe.cmmi', function () {
     assert.deepEqual(readdirSync(location).sort(), ['bin', 'extra.txt', 'post.txt']);
     assert.ok(log.includes(`configure: prefix is ${location}`), log.join('\n'));
     assert.ok(log.includes('pre-configure in source'));
-    assert.ok(log.some((l) => /shared parts are not implemented yet/.test(l)));
   });
 
   it('builds a source folder in a copy, leaving the folder as it was', async () => {
