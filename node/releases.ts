@@ -11,23 +11,16 @@ import { install, type InstallEvent } from '../engine/install/installer.js';
 import type { BlobStore } from './cache/blob-store.js';
 import { bundleRelease, unbundle } from './cache/bundle.js';
 import { parseBlobCid } from './cache/cid.js';
-import { formatKey, signEntry, verifyEntry, type CacheEntry } from './cache/entry.js';
-import { extractArtifact, packArtifact } from './cache/artifact.js';
+import { formatKey } from './cache/entry.js';
+import { Artifacts, type RemoteCache } from './cache/artifacts.js';
+import { PartCache } from './cache/part-cache.js';
 import { paddedPrefix } from './cache/relocate.js';
 import { mirrorRelease } from './cache/mirror.js';
 import { isUrl } from '../engine/config/fetch.js';
 import type { Logger } from './log.js';
 import type { NodeStore } from './store.js';
 
-/** What this node knows how to ask the mesh for (the node wires it to the DHT and the cache protocol). */
-export interface RemoteCache {
-  /** Signed entries for a key, as peers gave them (unverified), with the peer each came from. */
-  findEntries(key: string, signal: AbortSignal): Promise<{ wire: Uint8Array; from: string }[]>;
-  /** Fetches a blob into the local store; with an entry, each chunk is verified as it arrives. */
-  fetch(cid: string, entry: CacheEntry | undefined, signal: AbortSignal): Promise<{ peer: string }>;
-  /** Tells the mesh this node serves these blobs and keys. */
-  provide(cids: readonly string[], keys: readonly string[]): Promise<void>;
-}
+export type { RemoteCache } from './cache/artifacts.js';
 
 export interface SupplyResult {
   cid: string;
@@ -65,8 +58,14 @@ export class SupplyError extends Error {
 
 export class Releases {
   private readonly inFlight = new Map<string, Promise<SupplyResult>>();
+  private readonly artifacts: Artifacts;
+  /** Shared parts of the releases this node builds, through the same trusted entries. */
+  private readonly parts: PartCache;
 
-  constructor(private readonly init: ReleasesInit) {}
+  constructor(private readonly init: ReleasesInit) {
+    this.artifacts = new Artifacts({ ...init, tmpDir: join(init.dataDir, 'tmp') });
+    this.parts = new PartCache(this.artifacts, init.platform, init.log);
+  }
 
   /** Settles once no supply runs (a stopping node waits for its aborted builds to clean up). */
   async idle(): Promise<void> {
@@ -127,9 +126,10 @@ export class Releases {
     store.upsertRelease({ cid, name, state: 'building', updatedAt: now() });
     const key = formatKey({ kind: 'release', id: cid, platform: this.init.platform });
     try {
-      for (const entry of await this.trustedEntries(key, signal)) {
+      for (const entry of await this.artifacts.trusted(key, signal)) {
         try {
-          const peer = await this.installArtifact(entry, root, signal);
+          await rm(root, { recursive: true, force: true });
+          const peer = await this.artifacts.install(entry, root, root, signal);
           // Our own artifact (the software root was lost) counts as built here.
           const source = entry.builder === this.init.peerId ? 'built' : 'peer';
           store.upsertRelease({ cid, name, state: 'available', path: root, source, ...(peer ? { peer } : {}), updatedAt: now() });
@@ -152,79 +152,27 @@ export class Releases {
     }
   }
 
-  /** Entries of trusted builders for `key`, ours and those peers hold, newest first. */
-  private async trustedEntries(key: string, signal: AbortSignal): Promise<CacheEntry[]> {
-    const { store, log } = this.init;
-    const decoder = new TextDecoder();
-    const encoder = new TextEncoder();
-    const found: CacheEntry[] = [];
-    for (const stored of store.listCacheEntries(key)) found.push(await verifyEntry(encoder.encode(stored.wire)));
-    if (found.length === 0 && this.init.remote) {
-      for (const { wire, from } of await this.init.remote.findEntries(key, signal)) {
-        try {
-          const entry = await verifyEntry(wire);
-          if (entry.key !== key) throw new Error(`it is for ${entry.key}`);
-          if (!this.trusted(entry.builder)) {
-            log.debug(`ignored an entry for ${key} from ${from}: its builder ${entry.builder} is not trusted`);
-            continue;
-          }
-          store.putCacheEntry({ key, builder: entry.builder, cid: entry.cid, time: entry.time, wire: decoder.decode(wire) });
-          found.push(entry);
-        } catch (error) {
-          log.error(`dropped a cache entry for ${key} from ${from}: ${(error as Error).message}`);
-        }
-      }
-    }
-    return found.filter((entry) => this.trusted(entry.builder)).sort((a, b) => b.time - a.time);
-  }
-
-  private trusted(builder: string): boolean {
-    return builder === this.init.peerId || this.init.trusts(builder);
-  }
-
-  /** Extracts an artifact (fetched first if need be) into the software root; returns the peer it came from. */
-  private async installArtifact(entry: CacheEntry, root: string, signal: AbortSignal): Promise<string | undefined> {
-    // Before fetching: an artifact that cannot be moved here is not worth its bytes.
-    if (!entry.relocatable && entry.prefix !== root) throw new SupplyError(`it was built under ${entry.prefix} and cannot be moved`);
-    let peer: string | undefined;
-    if (!(await this.init.blobs.has(entry.cid))) {
-      if (!this.init.remote) throw new SupplyError(`artifact ${entry.cid} is not in this node's cache`);
-      peer = (await this.init.remote.fetch(entry.cid, entry, signal)).peer;
-    }
-    await rm(root, { recursive: true, force: true });
-    await extractArtifact((await this.init.blobs.path(entry.cid))!, root, { fromPrefix: entry.prefix, toPrefix: root });
-    return peer;
-  }
-
-  /** Builds the release under a padded prefix, packs and signs the artifact, and installs it; returns its CID. */
+  /** Builds the release under a padded prefix, publishes its artifact, and installs that; returns its CID. */
   private async build(cid: string, key: string, bundle: string, root: string, signal: AbortSignal, onEvent?: (event: InstallEvent) => void): Promise<string> {
-    const { dataDir, blobs } = this.init;
+    const { dataDir } = this.init;
     const work = join(dataDir, 'build', cid);
     const prefix = paddedPrefix(work);
     await rm(work, { recursive: true, force: true });
     await mkdir(join(dataDir, 'software'), { recursive: true });
-    await mkdir(join(dataDir, 'tmp'), { recursive: true });
     const buildLog = createWriteStream(join(dataDir, 'software', `${cid}.log`));
     try {
       const profile = await unbundle(bundle, prefix);
       await install({
-        configFile: profile, cwd: prefix, jobs: this.init.jobs ?? 1, signal,
+        configFile: profile, cwd: prefix, jobs: this.init.jobs ?? 1, signal, artifactCache: this.parts,
         onEvent: (event) => {
           buildLog.write(`${logLine(event)}\n`);
           onEvent?.(event);
         },
       });
-      const packed = await packArtifact(prefix, join(dataDir, 'tmp', `${cid}.tar.zst`));
-      await blobs.put(packed.file, { move: true });
-      const entry: CacheEntry = {
-        key, cid: packed.cid, size: packed.size, prefix, relocatable: true, chunks: packed.chunks,
-        builder: this.init.peerId, time: (this.init.now ?? Date.now)(),
-      };
-      const wire = await signEntry(entry, this.init.key);
-      this.init.store.putCacheEntry({ key, builder: entry.builder, cid: entry.cid, time: entry.time, wire: new TextDecoder().decode(wire) });
+      const entry = await this.artifacts.publish(key, prefix, prefix);
       await rm(root, { recursive: true, force: true });
-      await extractArtifact((await blobs.path(packed.cid))!, root, { fromPrefix: prefix, toPrefix: root });
-      return packed.cid;
+      await this.artifacts.install(entry, root, root, signal);
+      return entry.cid;
     } finally {
       buildLog.end();
       await rm(work, { recursive: true, force: true });
@@ -234,7 +182,7 @@ export class Releases {
   /** Tells adverts and the DHT, in the background: the release is usable whether or not they heard. */
   private announce(cids: string[], keys: string[]): void {
     this.init.onAvailable?.(cids[0]!);
-    this.init.remote?.provide(cids, keys).catch((error: Error) => this.init.log.error(`could not announce ${cids.join(', ')}: ${error.message}`));
+    this.artifacts.announce(cids, keys);
   }
 }
 

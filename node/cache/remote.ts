@@ -9,7 +9,7 @@ import { peerIdFromString } from '@libp2p/peer-id';
 import { CID } from 'multiformats/cid';
 import type { CacheProtocol } from '../../protocols/cache/index.js';
 import type { Logger } from '../log.js';
-import type { RemoteCache } from '../releases.js';
+import type { RemoteCache } from './artifacts.js';
 import type { BlobStore } from './blob-store.js';
 import { cidOfBytes } from './cid.js';
 import { parseKey, type CacheEntry } from './entry.js';

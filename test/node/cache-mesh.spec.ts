@@ -3,7 +3,7 @@
 // peers through adverts, the DHT and the cache protocol.
 import { strict as assert } from 'node:assert';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, cpSync, existsSync, openSync, readFileSync, readdirSync, writeSync, closeSync, mkdirSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, cpSync, existsSync, openSync, readFileSync, readdirSync, writeSync, closeSync, mkdirSync, writeFileSync } from 'node:fs';
 import { once } from 'node:events';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -131,5 +131,27 @@ describe('node: the build cache over a mesh', function () {
     assert.ok(logLines.some((line) => line.includes(`provider ${bad.peerId} sent bad data for ${artifact}`)), 'the bad provider was detected');
     assert.equal((await hashFile(join(e.options.dataDir, 'cache', 'blobs', artifact))).cid, artifact);
     assert.match(execFileSync(join(softwareRoot(e, releaseCid), 'parts/hello-server/bin/hello-server'), ['--help'], { encoding: 'utf8' }), /Hello/);
+  });
+
+  it('shares a shared part between two releases: B builds its release but fetches the part A built for another', async () => {
+    const variant = (name: string, extra: string) => {
+      const folder = join(writeTree({}), name);
+      cpSync(HELLO, folder, { recursive: true });
+      appendFileSync(join(folder, 'software.cfg'), `\n[hello-server]\nshared = true\n${extra}`);
+      dirs.push(join(folder, '..'));
+      return folder;
+    };
+    const first = variant('hello-shared', '');
+    const second = variant('hello-shared-too', '\n[buildout]\nparts += note\n\n[note]\nrecipe = plone.recipe.command\ncommand = echo noted\n');
+    assert.equal((await a.supply(first)).source, 'built');
+    const b = await start({ trust: [a.peerId] });
+    const supplied = await b.supply(second);
+    assert.equal(supplied.source, 'built', 'nobody built this release: B builds it');
+    assert.ok(logLines.some((line) => line.includes(`shared part hello-server (`) && line.includes(`installed from ${a.peerId}'s artifact`) && line.includes(`fetched from ${a.peerId}`)));
+    const buildLog = readFileSync(join(b.options.dataDir, 'software', `${supplied.cid}.log`), 'utf8');
+    assert.match(buildLog, /note: noted/);
+    assert.doesNotMatch(buildLog, /hello-server: .*(configure|make)/, 'hello-server was not compiled on B');
+    const [server] = readdirSync(join(softwareRoot(b, supplied.cid), 'shared', 'hello-server'));
+    assert.match(execFileSync(join(softwareRoot(b, supplied.cid), 'shared', 'hello-server', server!, 'bin', 'hello-server'), ['--help'], { encoding: 'utf8' }), /Hello/);
   });
 });
