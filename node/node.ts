@@ -12,7 +12,7 @@ import { ControlServer, type ControlHandler } from './control.js';
 import { lockDataDir, prepareDataDir, type DataDirLock } from './data-dir.js';
 import { probeHardware, type Hardware } from './hardware.js';
 import { cpus } from 'node:os';
-import { createHost, parseMultiaddr, type Host } from './host.js';
+import { createHost, DHT_PROTOCOL, parseMultiaddr, type Host } from './host.js';
 import { loadOrCreateIdentity } from './identity.js';
 import { fileLog, type LogSink } from './log.js';
 import { PeerTable, type KnownPeer } from './peer-table.js';
@@ -97,6 +97,9 @@ export class SlapmeshNode {
   private cache?: CacheProtocol;
   private blobs?: BlobStore;
   private releases?: Releases;
+  private remote?: MeshCache;
+  /** Whether what the cache held at start has been announced in the DHT (once there was a peer to tell). */
+  private announcedHeld = false;
   /** Aborts what runs on behalf of the CLI (supplies) when the node stops. */
   private stopping = new AbortController();
   private adverts?: AdvertService;
@@ -156,10 +159,11 @@ export class SlapmeshNode {
       const encoder = new TextEncoder();
       this.cache = cacheProtocol({ blobs, lookup: (key) => store.listCacheEntries(key).map((entry) => encoder.encode(entry.wire)) })({ libp2p: host, logger: this.logs.forComponent('cache') });
       const self = host.peerId.toString();
-      const remote = new MeshCache({
+      const remote = (this.remote = new MeshCache({
         routing: host.contentRouting, cache: this.cache, blobs, self, log: this.logs.forComponent('cache'),
         advertisers: (release) => this.advertising(release).map((peer) => peer.peerId),
-      });
+        connected: () => [...new Set(host.getConnections().map((connection) => connection.remotePeer.toString()))],
+      }));
       store.interruptBuilds();
       this.releases = new Releases({
         dataDir, store, blobs, key: privateKey, peerId: self, platform: platform(), remote,
@@ -195,6 +199,14 @@ export class SlapmeshNode {
         const id = event.detail;
         if (!this.table.get(id.toString())) this.adverts!.ask(id.toString()).catch((error: Error) => log.debug(`ask ${id}: ${error.message}`));
       });
+      // Once a DHT peer is connected (identified as one), what the cache holds is announced again.
+      await host.register(DHT_PROTOCOL, {
+        onConnect: () => {
+          if (this.announcedHeld) return;
+          this.announcedHeld = true;
+          void this.announceHeld();
+        },
+      });
 
       await this.info.start();
       await this.cache.start();
@@ -225,7 +237,8 @@ export class SlapmeshNode {
     await this.host?.stop();
     this.store?.close();
     this.lock?.release();
-    this.control = this.adverts = this.info = this.cache = this.releases = this.blobs = this.host = this.store = this.lock = undefined;
+    this.control = this.adverts = this.info = this.cache = this.releases = this.remote = this.blobs = this.host = this.store = this.lock = undefined;
+    this.announcedHeld = false;
     this.stopping = new AbortController();
   }
 
@@ -278,6 +291,20 @@ export class SlapmeshNode {
     const hardware: Hardware = await probeHardware(this.options.dataDir, { total: this.options.partitions, used: 0 });
     const releases = this.requireStore().listReleases('available').map(({ cid, name }) => ({ cid, name }));
     return { addresses: this.addresses(), hardware, releases };
+  }
+
+  /** The DHT keeps provider records in memory only: after a start, the blobs held and their keys are announced again. */
+  private async announceHeld(): Promise<void> {
+    const log = this.logs!.forComponent('cache');
+    try {
+      const held = new Set((await this.requireBlobs().list()).map((blob) => blob.cid));
+      const keys = new Set(this.requireStore().listCacheEntries().filter((entry) => held.has(entry.cid)).map((entry) => entry.key));
+      if (held.size === 0) return;
+      await this.remote?.provide([...held], [...keys]);
+      log(`announced ${held.size} blobs and ${keys.size} cache keys in the DHT`);
+    } catch (error) {
+      log.debug(`announcing the cache: ${(error as Error).message}`);
+    }
   }
 
   /** Peers whose adverts list a release: they have built or fetched it. */

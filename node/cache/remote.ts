@@ -1,7 +1,7 @@
 // The mesh as a build cache (design.md §6): who holds entries and blobs is learnt from adverts (a peer
 // listing a release has built or fetched it) and from the DHT (a node provides the CIDs of the keys it
-// has entries for and of the blobs it holds); entries are looked up and blobs fetched over the cache
-// protocol. Providers are tried in rendezvous-hash order, so fetches of one blob go to the same peers
+// has entries for and of the blobs it holds), and failing both the connected peers are asked; entries
+// are looked up and blobs fetched over the cache protocol. Providers are tried in rendezvous-hash order, so fetches of one blob go to the same peers
 // first while different blobs spread over all of them; a peer that sent bad bytes goes last for a while.
 import { createHash } from 'node:crypto';
 import type { PeerId } from '@libp2p/interface';
@@ -25,6 +25,8 @@ export const PROVIDE_TIMEOUT_MS = 30_000;
 export const PENALTY_MS = 10 * 60_000;
 /** Peers asked for entries at once. */
 const LOOKUP_CONCURRENCY = 4;
+/** DHT announcements at once (each is a query of the closest peers). */
+const PROVIDE_CONCURRENCY = 4;
 
 export interface MeshCacheInit {
   /** The libp2p node's content routing (kad-dht). */
@@ -36,6 +38,8 @@ export interface MeshCacheInit {
   blobs: BlobStore;
   /** Peers whose adverts list a release (by its CID). */
   advertisers: (release: string) => string[];
+  /** Peers connected now: asked when nobody is known to hold what is looked for (as Bitswap asks its neighbours first). */
+  connected: () => string[];
   /** This node: never a provider of what it looks for. */
   self: string;
   log: Logger;
@@ -59,18 +63,14 @@ export class MeshCache implements RemoteCache {
     const { kind, id } = parseKey(key);
     const peers = await this.providers(cidOfBytes(new TextEncoder().encode(key)), kind === 'release' ? id : undefined, [], signal);
     const found: { wire: Uint8Array; from: string }[] = [];
-    const queue = [...peers];
-    const worker = async () => {
-      for (let peer = queue.shift(); peer !== undefined; peer = queue.shift()) {
-        try {
-          for (const wire of await this.init.cache.lookup(peerIdFromString(peer), key, { signal })) found.push({ wire, from: peer });
-        } catch (error) {
-          if (signal.aborted) throw error;
-          this.init.log.debug(`lookup of ${key} at ${peer}: ${(error as Error).message}`);
-        }
+    await inParallel(peers, LOOKUP_CONCURRENCY, async (peer) => {
+      try {
+        for (const wire of await this.init.cache.lookup(peerIdFromString(peer), key, { signal })) found.push({ wire, from: peer });
+      } catch (error) {
+        if (signal.aborted) throw error;
+        this.init.log.debug(`lookup of ${key} at ${peer}: ${(error as Error).message}`);
       }
-    };
-    await Promise.all(Array.from({ length: LOOKUP_CONCURRENCY }, worker));
+    });
     return found;
   }
 
@@ -97,13 +97,15 @@ export class MeshCache implements RemoteCache {
 
   async provide(cids: readonly string[], keys: readonly string[]): Promise<void> {
     const encoder = new TextEncoder();
-    const all = [...cids, ...keys.map((key) => cidOfBytes(encoder.encode(key)))];
-    const results = await Promise.allSettled(all.map((cid) => this.init.routing.provide(CID.parse(cid), { signal: AbortSignal.timeout(PROVIDE_TIMEOUT_MS) })));
-    const failed = results.flatMap((result, i) => (result.status === 'rejected' ? [`${all[i]}: ${(result.reason as Error).message}`] : []));
+    const failed: string[] = [];
+    await inParallel([...cids, ...keys.map((key) => cidOfBytes(encoder.encode(key)))], PROVIDE_CONCURRENCY, async (cid) => {
+      await this.init.routing.provide(CID.parse(cid), { signal: AbortSignal.timeout(PROVIDE_TIMEOUT_MS) })
+        .catch((error: Error) => failed.push(`${cid}: ${error.message}`));
+    });
     if (failed.length) throw new Error(`announcing in the DHT failed for ${failed.join('; ')}`);
   }
 
-  /** Peers that may hold `cid`: `known` ones, those advertising `release`, then the DHT's providers (without this node). */
+  /** Peers that may hold `cid`: `known` ones, those advertising `release`, the DHT's providers, else the connected ones (never this node). */
   private async providers(cid: string, release: string | undefined, known: readonly string[], signal: AbortSignal): Promise<string[]> {
     const peers = new Set([...known, ...(release ? this.init.advertisers(release) : [])]);
     const search = AbortSignal.any([signal, AbortSignal.timeout(this.init.findProvidersTimeoutMs ?? FIND_PROVIDERS_TIMEOUT_MS)]);
@@ -118,6 +120,8 @@ export class MeshCache implements RemoteCache {
       // A DHT with no peers, or a slow one: the peers found so far will do.
       this.init.log.debug(`providers of ${cid} in the DHT: ${(error as Error).message}`);
     }
+    // A DHT that has just started (or a node just restarted) may know nobody yet: the neighbours may hold it.
+    if (peers.size === 0) for (const peer of this.init.connected()) peers.add(peer);
     peers.delete(this.init.self);
     return [...peers];
   }
@@ -125,4 +129,13 @@ export class MeshCache implements RemoteCache {
   private now(): number {
     return (this.init.now ?? Date.now)();
   }
+}
+
+/** Runs `work` on every item, at most `concurrency` at a time. */
+async function inParallel<T>(items: readonly T[], concurrency: number, work: (item: T) => Promise<void>): Promise<void> {
+  const queue = [...items];
+  const worker = async () => {
+    for (let item = queue.shift(); item !== undefined; item = queue.shift()) await work(item);
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, queue.length) }, worker));
 }

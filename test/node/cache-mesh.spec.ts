@@ -23,6 +23,7 @@ describe('node: the build cache over a mesh', function () {
   const dirs: string[] = [];
   const nodes: SlapmeshNode[] = [];
   const logLines: string[] = [];
+  const logEvents = new EventTarget();
   let release: string;
   let a: SlapmeshNode;
   let releaseCid: string;
@@ -32,7 +33,7 @@ describe('node: the build cache over a mesh', function () {
     dirs.push(dataDir);
     return {
       dataDir, listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: a ? [a.addresses()[0]!] : [], trust: [], open: false, private: false,
-      trustAnyBuilder: false, partitions: 5, verbose: true, stderr: (line) => void logLines.push(line), ...FAST, ...extra,
+      trustAnyBuilder: false, partitions: 5, verbose: true, stderr: (line) => { logLines.push(line); logEvents.dispatchEvent(new Event('line')); }, ...FAST, ...extra,
     };
   }
 
@@ -133,7 +134,7 @@ describe('node: the build cache over a mesh', function () {
     assert.match(execFileSync(join(softwareRoot(e, releaseCid), 'parts/hello-server/bin/hello-server'), ['--help'], { encoding: 'utf8' }), /Hello/);
   });
 
-  it('shares a shared part between two releases: B builds its release but fetches the part A built for another', async () => {
+  it('shares a shared part between two releases: B builds its release but fetches the part another node built, after that node restarted', async () => {
     const variant = (name: string, extra: string) => {
       const folder = join(writeTree({}), name);
       cpSync(HELLO, folder, { recursive: true });
@@ -143,11 +144,21 @@ describe('node: the build cache over a mesh', function () {
     };
     const first = variant('hello-shared', '');
     const second = variant('hello-shared-too', '\n[buildout]\nparts += note\n\n[note]\nrecipe = plone.recipe.command\ncommand = echo noted\n');
-    assert.equal((await a.supply(first)).source, 'built');
-    const b = await start({ trust: [a.peerId] });
+    // A builder of its own, restarted after the build: the part is in no advert, and the DHT keeps provider
+    // records in memory; the restarted node announces what it holds (and B, knowing no provider, would ask
+    // the peers it is connected to).
+    let builder = await start({ bootstrap: [] });
+    assert.equal((await builder.supply(first)).source, 'built');
+    await builder.stop();
+    builder = new SlapmeshNode(builder.options);
+    await builder.start();
+    nodes.push(builder);
+    const announced = logLines.length;
+    const b = await start({ bootstrap: [builder.addresses()[0]!], trust: [builder.peerId] });
+    while (!logLines.slice(announced).some((line) => /announced \d+ blobs and \d+ cache keys in the DHT/.test(line))) await once(logEvents, 'line');
     const supplied = await b.supply(second);
     assert.equal(supplied.source, 'built', 'nobody built this release: B builds it');
-    assert.ok(logLines.some((line) => line.includes(`shared part hello-server (`) && line.includes(`installed from ${a.peerId}'s artifact`) && line.includes(`fetched from ${a.peerId}`)));
+    assert.ok(logLines.some((line) => line.includes(`shared part hello-server (`) && line.includes(`installed from ${builder.peerId}'s artifact`) && line.includes(`fetched from ${builder.peerId}`)));
     const buildLog = readFileSync(join(b.options.dataDir, 'software', `${supplied.cid}.log`), 'utf8');
     assert.match(buildLog, /note: noted/);
     assert.doesNotMatch(buildLog, /hello-server: .*(configure|make)/, 'hello-server was not compiled on B');
