@@ -4,11 +4,12 @@
 //   tmp/           files being written (emptied by init())
 // The filesystem is the truth: a blob's size is its file's size and its last use its mtime (touched on each
 // use), so eviction needs no database (design.md §6).
-import { createHash, randomBytes, type Hash } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { constants as fsConstants, type ReadStream } from 'node:fs';
 import { chmod, copyFile, mkdir, open, readdir, rename, rm, stat, utimes, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { CHUNK_SIZE, chunkHash, cidOfDigest, hashFile, parseBlobCid } from './cid.js';
+import { CHUNK_SIZE, cidOfDigest, hashFile, parseBlobCid } from './cid.js';
+import { chunkWriterThread, type ChunkWriterThread, type DownloadWriter, type Slot } from './chunk-writer.js';
 
 /** A blob as listed: its size and when it was last used (ms since the epoch). */
 export interface BlobInfo {
@@ -42,6 +43,20 @@ export class BlobMismatchError extends Error {
   override name = 'BlobMismatchError';
 }
 
+/** A chunk's bytes do not hash to what the cache entry says; nothing of it was kept. */
+export class ChunkMismatchError extends Error {
+  override name = 'ChunkMismatchError';
+
+  constructor(readonly index: number) {
+    super(`chunk ${index} does not match its hash`);
+  }
+}
+
+/** An append made after one that failed: not kept either. */
+export class AppendAbandonedError extends Error {
+  override name = 'AppendAbandonedError';
+}
+
 /** Another writer has this CID's partial file open (in this process). */
 export class PartialBusyError extends Error {
   override name = 'PartialBusyError';
@@ -55,8 +70,12 @@ export class BlobStore {
   /** CIDs whose partial file has a writer. */
   private readonly writing = new Set<string>();
 
-  constructor(root: string) {
+  /** Verifies, writes and hashes downloads off the event loop (default: the process's, made at the first download). */
+  private readonly writers: ChunkWriterThread | undefined;
+
+  constructor(root: string, options: { writers?: ChunkWriterThread } = {}) {
     this.root = root;
+    this.writers = options.writers;
     this.blobsDir = join(root, 'blobs');
     this.partialDir = join(root, 'partial');
     this.tmpDir = join(root, 'tmp');
@@ -214,13 +233,14 @@ export class BlobStore {
     this.writing.add(cid);
     const file = join(this.partialDir, cid);
     let handle: FileHandle | undefined;
+    let writer: DownloadWriter | undefined;
     try {
       handle = await open(file, fsConstants.O_RDWR | fsConstants.O_CREAT, 0o644);
-      const whole = createHash('sha256');
-      const kept = await verifiedPrefix(handle, whole, options.chunks);
-      await handle.truncate(kept);
-      return new PartialBlob(cid, file, this.blobFile(cid), handle, whole, kept, () => this.writing.delete(cid));
+      writer = await (this.writers ?? chunkWriterThread()).open(handle.fd, options.chunks);
+      await handle.truncate(writer.kept);
+      return new PartialBlob({ cid, file, target: this.blobFile(cid), handle, writer, chunks: options.chunks, release: () => this.writing.delete(cid) });
     } catch (error) {
+      writer?.close();
       await handle?.close();
       this.writing.delete(cid);
       throw error;
@@ -245,35 +265,133 @@ export class BlobStore {
   }
 }
 
-/** A download in progress: append verified bytes, then complete() or keep it for later (close()). */
+/** Written bytes beyond this many unsynced start a sync in the background, so that complete()'s is short. */
+const SYNC_EVERY_BYTES = 16 * CHUNK_SIZE;
+/** Chunks being hashed and written while the next arrive (fewer than the writer thread's slots). */
+export const APPENDS_IN_FLIGHT = 12;
+
+interface PartialBlobInit {
+  cid: string;
+  file: string;
+  /** Where complete() renames the file. */
+  target: string;
+  handle: FileHandle;
+  /** Verifies, writes and hashes the appends; knows how many bytes the file holds. */
+  writer: DownloadWriter;
+  chunks: readonly string[] | undefined;
+  /** Lets another writer of this CID in. */
+  release: () => void;
+}
+
+/**
+ * A download in progress: append its bytes (each chunk verified first when the chunk hashes are known), then
+ * complete(), or keep it for later (close()). Verifying, writing and hashing happen on the chunk writer
+ * thread (node/cache/chunk-writer.ts), several chunks in flight at once; the file only ever holds a prefix
+ * of verified chunks, and the whole's hash covers exactly what it holds.
+ */
 export class PartialBlob {
+  readonly cid: string;
+  private readonly init: PartialBlobInit;
+  private written: number;
+  private appending = false;
+  private synced: number;
+  private syncing: Promise<void> | undefined;
+  private syncError: Error | undefined;
   private closed = false;
 
-  constructor(
-    readonly cid: string,
-    private readonly file: string,
-    private readonly target: string,
-    private readonly handle: FileHandle,
-    /** sha256 of the bytes in the file so far. */
-    private readonly whole: Hash,
-    private written: number,
-    private readonly release: () => void,
-  ) {}
+  constructor(init: PartialBlobInit) {
+    this.init = init;
+    this.cid = init.cid;
+    this.written = this.synced = init.writer.kept;
+  }
 
-  /** How many bytes the file holds: where the download resumes. */
+  /** How many bytes the file holds (appends in flight not counted): where the download resumes. */
   get offset(): number {
     return this.written;
   }
 
-  /** Appends bytes (already verified by the caller, where they can be). */
+  /** Appends bytes as they are (already verified by the caller, where they can be); resolves once written. */
   async append(data: Uint8Array | readonly Uint8Array[]): Promise<void> {
     const buffers = data instanceof Uint8Array ? [data] : data;
-    const length = buffers.reduce((sum, buffer) => sum + buffer.byteLength, 0);
-    if (length === 0) return;
-    const { bytesWritten } = await this.handle.writev(buffers as Uint8Array[], this.written);
-    if (bytesWritten !== length) throw new Error(`short write to ${this.file}: ${bytesWritten} of ${length} bytes`);
-    for (const buffer of buffers) this.whole.update(buffer);
-    this.written += length;
+    await this.appendStream(buffers, { verify: false });
+  }
+
+  /**
+   * Appends a byte stream, cut into chunks on chunk boundaries; with chunk hashes (and `verify`, the default)
+   * each chunk is kept only if it matches its hash (else ChunkMismatchError, from that chunk on). Each
+   * piece is copied at once into the writer thread's memory (so the source's buffers die young); up to
+   * `inFlight` chunks are hashed and written while the next arrive. Settles once every chunk in flight has:
+   * `offset` is then where the file ends. One append at a time.
+   */
+  async appendStream(source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, options: { verify?: boolean; inFlight?: number } = {}): Promise<void> {
+    if (this.closed) throw new Error(`the download of ${this.cid} is closed`);
+    if (this.appending) throw new Error(`the download of ${this.cid} is already being appended to`);
+    this.appending = true;
+    const { writer } = this.init;
+    const verify = (options.verify ?? true) && this.init.chunks !== undefined;
+    const inFlight = options.inFlight ?? APPENDS_IN_FLIGHT;
+    const appends: Promise<void>[] = [];
+    let slot: Slot | undefined;
+    let filled = 0;
+    let at = this.written;
+    try {
+      if (verify && at % CHUNK_SIZE !== 0) throw new RangeError(`byte ${at} is not on a chunk boundary`);
+      const send = async () => {
+        const appended = this.appendSlot(slot!, filled, at, verify);
+        appended.catch(() => undefined); // awaited in order: the first failure is the one that counts
+        appends.push(appended);
+        at += filled;
+        slot = undefined;
+        filled = 0;
+        if (appends.length > inFlight) await appends.shift();
+      };
+      for await (let data of source) {
+        while (data.byteLength > 0) {
+          slot ??= await writer.slot();
+          // Up to the next chunk boundary (a download resumed without chunk hashes may start between two).
+          const take = Math.min(CHUNK_SIZE - ((at + filled) % CHUNK_SIZE), data.byteLength);
+          slot.space.set(take === data.byteLength ? data : data.subarray(0, take), filled);
+          filled += take;
+          data = data.subarray(take);
+          if ((at + filled) % CHUNK_SIZE === 0) await send();
+        }
+      }
+      if (filled > 0) await send();
+      while (appends.length > 0) await appends.shift();
+    } finally {
+      if (slot !== undefined) writer.release(slot);
+      await Promise.allSettled(appends);
+      this.appending = false;
+    }
+  }
+
+  /** Hands a filled slot to the writer thread, and keeps `written` (what the file holds) up to date. */
+  private async appendSlot(slot: Slot, length: number, at: number, verify: boolean): Promise<void> {
+    const outcome = await this.init.writer.append(slot, length, at, verify);
+    if (outcome === 'written') {
+      this.written = at + length;
+      this.syncInBackground();
+    } else if (outcome === 'mismatch') throw new ChunkMismatchError(at / CHUNK_SIZE);
+    else if (outcome === 'abandoned') throw new AppendAbandonedError(`${length} bytes at ${at} not appended to ${this.cid}: an earlier append failed`);
+    else throw new Error(`cannot append to ${this.init.file}: ${outcome.failed}`);
+  }
+
+  /** Starts a sync of what was written since the last one, when that is much and none is running. */
+  private syncInBackground(): void {
+    if (this.syncing || this.written - this.synced < SYNC_EVERY_BYTES) return;
+    const upTo = this.written;
+    this.syncing = this.init.handle.datasync().then(() => {
+      this.synced = upTo;
+    }, (error: Error) => {
+      this.syncError ??= error;
+    }).finally(() => {
+      this.syncing = undefined;
+    });
+  }
+
+  /** Waits until no sync is running (the file must not be closed under one). */
+  private async settled(): Promise<void> {
+    while (this.syncing) await this.syncing;
   }
 
   /**
@@ -281,58 +399,41 @@ export class PartialBlob {
    * On a mismatch the partial file is removed and BlobMismatchError thrown. The writer is closed either way.
    */
   async complete(): Promise<string> {
-    const actual = cidOfDigest(this.whole.digest());
-    if (actual !== this.cid) {
-      await this.discard();
-      throw new BlobMismatchError(`the ${this.written} bytes downloaded for ${this.cid} hash to ${actual}`);
-    }
     try {
-      await this.handle.chmod(0o444);
-      await this.handle.datasync();
-      await rename(this.file, this.target);
+      await this.settled();
+      const actual = cidOfDigest(await this.init.writer.digest());
+      if (actual !== this.cid) {
+        await this.discard();
+        throw new BlobMismatchError(`the ${this.written} bytes downloaded for ${this.cid} hash to ${actual}`);
+      }
+      if (this.syncError) throw this.syncError;
+      await this.init.handle.chmod(0o444);
+      await this.init.handle.datasync();
+      await rename(this.init.file, this.init.target);
     } finally {
       await this.close();
     }
-    return this.target;
+    return this.init.target;
   }
 
   /** Closes and removes the partial file. */
   async discard(): Promise<void> {
     await this.close();
-    await rm(this.file, { force: true });
+    await rm(this.init.file, { force: true });
   }
 
-  /** Closes the writer, keeping the partial file for a later resume. */
+  /** Closes the writer (once the appends in flight settle), keeping the partial file for a later resume. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     try {
-      await this.handle.close();
+      await this.settled();
+      this.init.writer.close();
+      await this.init.handle.close();
     } finally {
-      this.release();
+      this.init.release();
     }
   }
-}
-
-/** How many leading bytes of the file to keep (see BlobStore.partial); feeds them to `whole`. */
-async function verifiedPrefix(handle: FileHandle, whole: Hash, chunks: readonly string[] | undefined): Promise<number> {
-  const { size } = await handle.stat();
-  const buffer = Buffer.allocUnsafe(CHUNK_SIZE);
-  let kept = 0;
-  while (kept < size) {
-    const { bytesRead } = await handle.read(buffer, 0, Math.min(CHUNK_SIZE, size - kept), kept);
-    if (bytesRead === 0) break;
-    const data = buffer.subarray(0, bytesRead);
-    if (chunks) {
-      const index = kept / CHUNK_SIZE;
-      // A short chunk can only be the last one.
-      if (bytesRead < CHUNK_SIZE && index !== chunks.length - 1) break;
-      if (chunkHash([data]) !== chunks[index]) break;
-    }
-    whole.update(data);
-    kept += bytesRead;
-  }
-  return kept;
 }
 
 /** Renames, or copies then removes across filesystems. */

@@ -3,8 +3,8 @@
 // its first bad chunk or stall and go on from that chunk with the next, check the whole against the CID.
 import type { PeerId } from '@libp2p/interface';
 import { InvalidCacheResponseError, type CacheProtocol } from '../../protocols/cache/index.js';
-import { BlobMismatchError, type BlobStore, type PartialBlob } from './blob-store.js';
-import { CHUNK_SIZE, chunkHash, chunked } from './cid.js';
+import { BlobMismatchError, ChunkMismatchError, type BlobStore, type PartialBlob } from './blob-store.js';
+import { CHUNK_SIZE } from './cid.js';
 
 export interface FetchBlobOptions {
   store: BlobStore;
@@ -83,7 +83,7 @@ export async function fetchBlob(options: FetchBlobOptions): Promise<string> {
   }
 }
 
-/** Appends the provider's bytes to the partial file, a chunk at a time, each verified first when chunks are known. */
+/** Appends the provider's bytes to the partial file, each chunk verified first when chunks are known. */
 async function receive(peer: PeerId, partial: PartialBlob, options: FetchBlobOptions): Promise<void> {
   const { chunks } = options;
   const { size, body } = await options.client.get(peer, options.cid, {
@@ -93,11 +93,12 @@ async function receive(peer: PeerId, partial: PartialBlob, options: FetchBlobOpt
   });
   if (options.size !== undefined && size !== options.size) throw new BadProviderError(`it announced ${size} bytes for a blob of ${options.size}`);
   if (chunks && chunks.length !== Math.max(1, Math.ceil(size / CHUNK_SIZE))) throw new BadProviderError(`it announced ${size} bytes for a blob of ${chunks.length} chunks`);
-  // With chunks, the partial file ends on a chunk boundary: the chunks received are chunk `index` onwards.
-  let index = partial.offset / CHUNK_SIZE;
-  for await (const pieces of chunked(body)) {
-    if (chunks && chunkHash(pieces) !== chunks[index]) throw new BadProviderError(`chunk ${index} does not match its hash`);
-    index++;
-    await partial.append(pieces);
+  try {
+    // Hashing and writing happen off the event loop, overlapping what arrives next; once this settles,
+    // the partial file ends after the last good chunk, where the next provider resumes.
+    await partial.appendStream(body);
+  } catch (error) {
+    if (error instanceof ChunkMismatchError) throw new BadProviderError(error.message);
+    throw error;
   }
 }

@@ -6,6 +6,7 @@ import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BlobStore } from '../../../node/cache/blob-store.js';
+import { ChunkWriterThread } from '../../../node/cache/chunk-writer.js';
 import { CHUNK_SIZE, cidOfBytes, hashFile } from '../../../node/cache/cid.js';
 import { removeTree } from '../../helpers/files.js';
 
@@ -154,6 +155,38 @@ describe('node/cache/blob-store', () => {
       assert.deepEqual(readFileSync(path), bytes);
       assert.equal(statSync(path).mode & 0o777, 0o444);
       assert.equal(existsSync(partialFile), false);
+    });
+
+    /** The bytes as a stream of pieces of `size` bytes (not aligned with chunks). */
+    function* pieces(from: Uint8Array, size: number): Generator<Uint8Array> {
+      for (let at = 0; at < from.byteLength; at += size) yield from.subarray(at, at + size);
+    }
+
+    it('appendStream checks each chunk as it streams: a bad one stops it there, keeping only the chunks before it', async () => {
+      const corrupted = Buffer.from(bytes);
+      corrupted.writeUInt8(corrupted.readUInt8(2 * CHUNK_SIZE + 5) ^ 1, 2 * CHUNK_SIZE + 5);
+      const partialFile = join(root, 'cache', 'partial', cid);
+      const partial = await store.partial(cid, { chunks });
+      await assert.rejects(partial.appendStream(pieces(corrupted, 100_000)), { name: 'ChunkMismatchError', message: 'chunk 2 does not match its hash' });
+      assert.equal(partial.offset, 2 * CHUNK_SIZE);
+      assert.equal(statSync(partialFile).size, 2 * CHUNK_SIZE, 'neither chunk 2 nor any after it was written');
+      await partial.appendStream(pieces(bytes.subarray(partial.offset), 77_777));
+      assert.deepEqual(readFileSync(await partial.complete()), bytes);
+    });
+
+    it('appendStream through a writer thread of two slots, after a resume between chunk boundaries, stores the blob whole', async () => {
+      const small = new BlobStore(join(root, 'cache'), { writers: new ChunkWriterThread(2) });
+      const first = await small.partial(cid);
+      await first.append(bytes.subarray(0, 12345));
+      await first.close();
+      const second = await small.partial(cid);
+      assert.equal(second.offset, 12345);
+      await second.appendStream(pieces(bytes.subarray(12345), 300_000));
+      assert.deepEqual(readFileSync(await second.complete()), bytes);
+      const again = await small.partial(cidOfBytes(bytes.subarray(0, 3 * CHUNK_SIZE)), { chunks: chunks.slice(0, 3) });
+      await again.appendStream([bytes.subarray(0, 3 * CHUNK_SIZE)]);
+      assert.equal(again.offset, 3 * CHUNK_SIZE);
+      await again.complete();
     });
 
     it('keeps a whole partial file whose last short chunk is complete, and everything without chunk hashes', async () => {
