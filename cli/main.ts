@@ -9,6 +9,8 @@ import { registerDemo } from './demo/index.js';
 import { registerNode } from './node/index.js';
 import { registerPeers } from './peers/index.js';
 import { registerTrust } from './trust/index.js';
+import { registerRequest } from './request/index.js';
+import { registerInstance } from './instance/index.js';
 import { ControlError, NodeNotRunningError } from '../node/control.js';
 import { CliError, EXIT_FAILED, processIo, type CliIo } from './io.js';
 
@@ -32,6 +34,8 @@ export function getCli(io: CliIo): { program: Command; exitCode: () => number } 
   registerTrust(program, context);
   registerSupply(program, context);
   registerCache(program, context);
+  registerRequest(program, context);
+  registerInstance(program, context);
   registerBuildout(program, context);
   registerDemo(program, context);
   return { program, exitCode: () => exitCode };

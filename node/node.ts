@@ -20,6 +20,7 @@ import { NodeStore } from './store.js';
 import { BlobStore } from './cache/blob-store.js';
 import { MeshCache } from './cache/remote.js';
 import { Releases, SupplyError, type SupplyResult } from './releases.js';
+import { Instances } from './instances.js';
 import { platform } from './hardware.js';
 import { infoProtocol, type InfoProtocol } from '../protocols/info/index.js';
 import { cacheProtocol, type CacheProtocol } from '../protocols/cache/index.js';
@@ -37,8 +38,12 @@ export interface NodeOptions {
   /** The build cache's size limit in bytes: least recently used blobs are evicted beyond it. */
   readonly cacheQuota?: number;
   readonly partitions: number;
+  /** The local TCP ports partitions take theirs from (default: any the OS gives). */
+  readonly ports?: { from: number; to: number };
   readonly verbose: boolean;
   readonly advertIntervalMs?: number;
+  /** How long a host may stay unreachable before the instances this node owns there move (default 60 s). */
+  readonly hostingLeaseMs?: number;
   /** How long a silent peer stays in the table. */
   readonly peerTtlMs?: number;
   readonly stderr?: (line: string) => void;
@@ -98,6 +103,7 @@ export class SlapmeshNode {
   private blobs?: BlobStore;
   private releases?: Releases;
   private remote?: MeshCache;
+  private instancesOf?: Instances;
   /** Whether what the cache held at start has been announced in the DHT (once there was a peer to tell). */
   private announcedHeld = false;
   /** Aborts what runs on behalf of the CLI (supplies) when the node stops. */
@@ -118,6 +124,11 @@ export class SlapmeshNode {
   constructor(readonly options: NodeOptions) {
     const advertInterval = options.advertIntervalMs ?? DEFAULT_ADVERT_INTERVAL_MS;
     this.table = new PeerTable({ ttlMs: options.peerTtlMs ?? advertInterval * 4 });
+  }
+
+  /** Instances this node owns and hosts (while started). */
+  get instances(): Instances | undefined {
+    return this.instancesOf;
   }
 
   get peerId(): string {
@@ -173,6 +184,13 @@ export class SlapmeshNode {
         onAvailable: () => void this.adverts?.refresh().catch((error: Error) => log.error(`advert: ${error.message}`)),
       });
 
+      this.instancesOf = new Instances({
+        dataDir, store, libp2p: host, table: this.table, releases: this.releases, open: this.options.open,
+        capacity: this.options.partitions, logs: this.logs, signal: this.stopping.signal,
+        ...(this.options.ports ? { ports: this.options.ports } : {}),
+        ...(this.options.hostingLeaseMs ? { hostingLeaseMs: this.options.hostingLeaseMs } : {}),
+      });
+
       this.table.addEventListener('peer:updated', (event) => {
         this.unsavedPeers.add(event.detail.peerId);
         this.dialIfUnknown(event.detail.advert);
@@ -210,6 +228,7 @@ export class SlapmeshNode {
 
       await this.info.start();
       await this.cache.start();
+      await this.instancesOf.start();
       await this.adverts.start();
       this.control = new ControlServer(dataDir, this.controlHandlers());
       await this.control.start();
@@ -230,6 +249,7 @@ export class SlapmeshNode {
     this.stopping.abort(new Error('the node is stopping'));
     if (this.store) this.savePeers();
     await this.control?.stop();
+    await this.instancesOf?.stop();
     await this.adverts?.stop();
     await this.info?.stop();
     await this.cache?.stop();
@@ -237,6 +257,7 @@ export class SlapmeshNode {
     await this.host?.stop();
     this.store?.close();
     this.lock?.release();
+    this.instancesOf = undefined;
     this.control = this.adverts = this.info = this.cache = this.releases = this.remote = this.blobs = this.host = this.store = this.lock = undefined;
     this.announcedHeld = false;
     this.stopping = new AbortController();
@@ -288,7 +309,8 @@ export class SlapmeshNode {
   }
 
   private async advertContent(): Promise<Omit<Advert, 'peerId' | 'seq' | 'time'>> {
-    const hardware: Hardware = await probeHardware(this.options.dataDir, { total: this.options.partitions, used: 0 });
+    const { total, free } = this.instancesOf?.capacity() ?? { total: this.options.partitions, free: this.options.partitions };
+    const hardware: Hardware = await probeHardware(this.options.dataDir, { total, used: total - free });
     const releases = this.requireStore().listReleases('available').map(({ cid, name }) => ({ cid, name }));
     return { addresses: this.addresses(), hardware, releases };
   }
@@ -404,6 +426,7 @@ export class SlapmeshNode {
         return result;
       }],
       ['cache.list', () => this.cacheList()],
+      ...(this.instancesOf?.controlHandlers() ?? []),
       ['cache.stats', async () => ({ ...(await this.requireBlobs().stats()), quota: this.options.cacheQuota ?? null, entries: store().listCacheEntries().length })],
       ['cache.verify', async () => {
         const bad = await this.requireBlobs().verify();

@@ -89,6 +89,13 @@ export class Releases {
     return { ...(await run), seconds: (performance.now() - started) / 1000 };
   }
 
+  /** Bundles a release into the cache without building it (a request carries its CID; hosts fetch it here). */
+  async bundle(release: string, signal: AbortSignal): Promise<{ cid: string; name: string }> {
+    const { cid, name } = await this.bundleOf(release, signal);
+    this.announce([cid], []);
+    return { cid, name };
+  }
+
   private async bundleOf(release: string, signal: AbortSignal): Promise<{ cid: string; name: string; bundle: string }> {
     let cid: string | undefined;
     try {

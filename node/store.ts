@@ -37,6 +37,67 @@ export interface StoredCacheEntry {
   wire: string;
 }
 
+export type RequestedState = 'started' | 'stopped' | 'destroyed';
+
+/** A partition slot (docs/instances.md); `owner`/`reference` name the hosted instance in it. */
+export interface StoredPartition {
+  id: number;
+  address: string;
+  ports: number[];
+  /** What a request on the partition socket must carry. */
+  token: string;
+  owner?: string;
+  reference?: string;
+}
+
+/** What an instance request says, on both sides. */
+export interface InstanceRequest {
+  reference: string;
+  release: string;
+  type: string;
+  parameters: Record<string, unknown>;
+  state: RequestedState;
+}
+
+export type HostedStatus = 'reserved' | 'deploying' | 'ready' | 'error' | 'failed' | 'stopped';
+
+/** An instance this node hosts. */
+export interface StoredHosted extends InstanceRequest {
+  owner: string;
+  /** 0 while only reserved. */
+  epoch: number;
+  /** `failed`: the release or the profile could not be deployed; `error`: a promise fails. */
+  status: HostedStatus;
+  message?: string;
+  connection: Record<string, string>;
+  partition: number;
+  /** A reservation's end (ms epoch); undefined once confirmed. */
+  leaseUntil?: number;
+  /** False for an instance revived while its owner could not be asked. */
+  confirmed: boolean;
+  updatedAt: number;
+}
+
+/** An instance this node requested. */
+export interface StoredOwned extends InstanceRequest {
+  /** `<owner>/<reference>` of the hosted instance that requested it (instance trees). */
+  parent?: string;
+  host?: string;
+  epoch: number;
+  /** As the host last reported it, or `placing` / `refused` / `unreachable` as the owner knows it. */
+  status: string;
+  message?: string;
+  connection: Record<string, string>;
+  updatedAt: number;
+}
+
+export interface StoredService {
+  partition: number;
+  name: string;
+  pgid: number;
+  startedAt: number;
+}
+
 /**
  * The schema, one migration per version: `PRAGMA user_version` is the number applied. Append only; never edit
  * one that has shipped. STRICT tables refuse values of the wrong type instead of storing them.
@@ -72,6 +133,56 @@ const MIGRATIONS: readonly string[] = [
      PRIMARY KEY (key, builder)
    ) STRICT;
    CREATE INDEX cache_entries_by_cid ON cache_entries (cid);`,
+  // 3: instances (docs/instances.md): partitions, the instances this node hosts and those it owns, and the
+  // process groups of their services.
+  `CREATE TABLE partitions (
+     id INTEGER PRIMARY KEY, -- slot n: folder instances/<n>
+     address TEXT NOT NULL,
+     ports TEXT NOT NULL, -- JSON array
+     token TEXT NOT NULL,
+     owner TEXT, -- the hosted instance in it, NULL when free
+     reference TEXT,
+     UNIQUE (owner, reference)
+   ) STRICT;
+   CREATE TABLE hosted (
+     owner TEXT NOT NULL,
+     reference TEXT NOT NULL,
+     epoch INTEGER NOT NULL, -- 0 while reserved
+     release TEXT NOT NULL,
+     type TEXT NOT NULL,
+     parameters TEXT NOT NULL, -- JSON object
+     state TEXT NOT NULL CHECK (state IN ('started', 'stopped', 'destroyed')),
+     status TEXT NOT NULL CHECK (status IN ('reserved', 'deploying', 'ready', 'error', 'failed', 'stopped')),
+     message TEXT,
+     connection TEXT NOT NULL, -- JSON object
+     partition INTEGER NOT NULL,
+     lease_until INTEGER, -- a reservation's end; NULL once confirmed
+     confirmed INTEGER NOT NULL DEFAULT 1, -- 0: revived while the owner was unreachable
+     updated_at INTEGER NOT NULL,
+     PRIMARY KEY (owner, reference)
+   ) STRICT;
+   CREATE TABLE owned (
+     reference TEXT PRIMARY KEY,
+     parent TEXT, -- '<owner>/<reference>' of the hosted instance that requested it
+     release TEXT NOT NULL,
+     type TEXT NOT NULL,
+     parameters TEXT NOT NULL,
+     state TEXT NOT NULL CHECK (state IN ('started', 'stopped', 'destroyed')),
+     host TEXT,
+     epoch INTEGER NOT NULL,
+     status TEXT NOT NULL,
+     message TEXT,
+     connection TEXT NOT NULL,
+     updated_at INTEGER NOT NULL
+   ) STRICT;
+   CREATE INDEX owned_by_parent ON owned (parent);
+   CREATE TABLE services (
+     partition INTEGER NOT NULL,
+     name TEXT NOT NULL,
+     pgid INTEGER NOT NULL,
+     started_at INTEGER NOT NULL,
+     PRIMARY KEY (partition, name)
+   ) STRICT;`,
 ];
 
 /** The schema version this code writes and understands. */
@@ -253,6 +364,126 @@ export class NodeStore {
     ));
   }
 
+  /** Runs `work` in one transaction (nested calls join the outer one). */
+  transaction<T>(work: () => T): T {
+    return this.#write(work);
+  }
+
+  // ---- partitions ----
+
+  /** Sorted by id. */
+  listPartitions(): StoredPartition[] {
+    return this.#statement(`${SELECT_PARTITION} ORDER BY id`).all().map(toPartition);
+  }
+
+  addPartition(partition: Omit<StoredPartition, 'owner' | 'reference'>): void {
+    this.#write(() => this.#run('INSERT INTO partitions (id, address, ports, token) VALUES (?, ?, ?, ?)',
+      partition.id, partition.address, JSON.stringify(partition.ports), partition.token));
+  }
+
+  /** Gives the free partition of lowest id to (owner, reference); undefined when none is free. */
+  claimPartition(owner: string, reference: string): StoredPartition | undefined {
+    return this.#write(() => {
+      const row = this.#statement(`${SELECT_PARTITION} WHERE owner IS NULL ORDER BY id LIMIT 1`).get();
+      if (row === undefined) return undefined;
+      const partition = toPartition(row);
+      this.#run('UPDATE partitions SET owner = ?, reference = ? WHERE id = ?', owner, reference, partition.id);
+      return { ...partition, owner, reference };
+    });
+  }
+
+  releasePartition(id: number): void {
+    this.#write(() => this.#run('UPDATE partitions SET owner = NULL, reference = NULL WHERE id = ?', id));
+  }
+
+  // ---- hosted instances ----
+
+  putHosted(hosted: StoredHosted): void {
+    this.#write(() => this.#run(
+      `INSERT INTO hosted (owner, reference, epoch, release, type, parameters, state, status, message, connection, partition, lease_until, confirmed, updated_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (owner, reference) DO UPDATE SET
+         epoch = excluded.epoch, release = excluded.release, type = excluded.type, parameters = excluded.parameters,
+         state = excluded.state, status = excluded.status, message = excluded.message, connection = excluded.connection,
+         partition = excluded.partition, lease_until = excluded.lease_until, confirmed = excluded.confirmed,
+         updated_at = excluded.updated_at`,
+      hosted.owner, hosted.reference, hosted.epoch, hosted.release, hosted.type, JSON.stringify(hosted.parameters),
+      hosted.state, hosted.status, hosted.message ?? null, JSON.stringify(hosted.connection), hosted.partition,
+      hosted.leaseUntil ?? null, hosted.confirmed ? 1 : 0, hosted.updatedAt,
+    ));
+  }
+
+  getHosted(owner: string, reference: string): StoredHosted | undefined {
+    const row = this.#statement(`${SELECT_HOSTED} WHERE owner = ? AND reference = ?`).get(owner, reference);
+    return row && toHosted(row);
+  }
+
+  /** All hosted instances, or those of one owner; sorted by owner, then reference. */
+  listHosted(owner?: string): StoredHosted[] {
+    const rows = owner === undefined
+      ? this.#statement(`${SELECT_HOSTED} ORDER BY owner, reference`).all()
+      : this.#statement(`${SELECT_HOSTED} WHERE owner = ? ORDER BY reference`).all(owner);
+    return rows.map(toHosted);
+  }
+
+  deleteHosted(owner: string, reference: string): void {
+    this.#write(() => this.#run('DELETE FROM hosted WHERE owner = ? AND reference = ?', owner, reference));
+  }
+
+  // ---- owned instances ----
+
+  putOwned(owned: StoredOwned): void {
+    this.#write(() => this.#run(
+      `INSERT INTO owned (reference, parent, release, type, parameters, state, host, epoch, status, message, connection, updated_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (reference) DO UPDATE SET
+         parent = excluded.parent, release = excluded.release, type = excluded.type, parameters = excluded.parameters,
+         state = excluded.state, host = excluded.host, epoch = excluded.epoch, status = excluded.status,
+         message = excluded.message, connection = excluded.connection, updated_at = excluded.updated_at`,
+      owned.reference, owned.parent ?? null, owned.release, owned.type, JSON.stringify(owned.parameters), owned.state,
+      owned.host ?? null, owned.epoch, owned.status, owned.message ?? null, JSON.stringify(owned.connection), owned.updatedAt,
+    ));
+  }
+
+  getOwned(reference: string): StoredOwned | undefined {
+    const row = this.#statement(`${SELECT_OWNED} WHERE reference = ?`).get(reference);
+    return row && toOwned(row);
+  }
+
+  /** All owned instances, or the children of `parent`; sorted by reference. */
+  listOwned(parent?: string): StoredOwned[] {
+    const rows = parent === undefined
+      ? this.#statement(`${SELECT_OWNED} ORDER BY reference`).all()
+      : this.#statement(`${SELECT_OWNED} WHERE parent = ? ORDER BY reference`).all(parent);
+    return rows.map(toOwned);
+  }
+
+  deleteOwned(reference: string): void {
+    this.#write(() => this.#run('DELETE FROM owned WHERE reference = ?', reference));
+  }
+
+  // ---- services ----
+
+  putService(service: StoredService): void {
+    this.#write(() => this.#run(
+      `INSERT INTO services (partition, name, pgid, started_at) VALUES (?, ?, ?, ?)
+       ON CONFLICT (partition, name) DO UPDATE SET pgid = excluded.pgid, started_at = excluded.started_at`,
+      service.partition, service.name, service.pgid, service.startedAt,
+    ));
+  }
+
+  deleteService(partition: number, name: string): void {
+    this.#write(() => this.#run('DELETE FROM services WHERE partition = ? AND name = ?', partition, name));
+  }
+
+  /** All recorded services, or a partition's; sorted by partition, then name. */
+  listServices(partition?: number): StoredService[] {
+    const rows = partition === undefined
+      ? this.#statement('SELECT partition, name, pgid, started_at FROM services ORDER BY partition, name').all()
+      : this.#statement('SELECT partition, name, pgid, started_at FROM services WHERE partition = ? ORDER BY name').all(partition);
+    return rows.map((row) => ({ partition: integer(row, 'partition'), name: text(row, 'name'), pgid: integer(row, 'pgid'), startedAt: integer(row, 'started_at') }));
+  }
+
   /**
    * Applies the missing migrations, each in its own transaction with the version it sets. The version is read
    * inside the transaction: a second process opening the same new file waits, then finds the work done.
@@ -277,6 +508,7 @@ export class NodeStore {
    * to the busy timeout), so that a transaction never fails half-way on a lock another connection holds.
    */
   #write<T>(work: () => T): T {
+    if (this.#db.isTransaction) return work();
     this.#db.exec('BEGIN IMMEDIATE');
     try {
       const result = work();
@@ -307,6 +539,11 @@ export class NodeStore {
 const SELECT_PEER = 'SELECT peer_id, addresses, advert, last_seen FROM peers';
 const SELECT_RELEASE = 'SELECT cid, name, state, path, error, source, peer, updated_at FROM releases';
 const SELECT_ENTRY = 'SELECT key, builder, cid, time, wire FROM cache_entries';
+const SELECT_PARTITION = 'SELECT id, address, ports, token, owner, reference FROM partitions';
+const SELECT_HOSTED = `SELECT owner, reference, epoch, release, type, parameters, state, status, message, connection,
+  partition, lease_until, confirmed, updated_at FROM hosted`;
+const SELECT_OWNED = `SELECT reference, parent, release, type, parameters, state, host, epoch, status, message, connection,
+  updated_at FROM owned`;
 
 type Row = Record<string, SQLOutputValue>;
 
@@ -356,4 +593,65 @@ function integer(row: Row, column: string): number {
   const value = row[column];
   if (typeof value !== 'number') throw new TypeError(`column ${column} is not a number`);
   return value;
+}
+
+function toPartition(row: Row): StoredPartition {
+  const owner = optionalText(row, 'owner');
+  const reference = optionalText(row, 'reference');
+  return {
+    id: integer(row, 'id'),
+    address: text(row, 'address'),
+    ports: JSON.parse(text(row, 'ports')) as number[],
+    token: text(row, 'token'),
+    ...(owner !== undefined ? { owner } : {}),
+    ...(reference !== undefined ? { reference } : {}),
+  };
+}
+
+function toRequest(row: Row): InstanceRequest {
+  return {
+    reference: text(row, 'reference'),
+    release: text(row, 'release'),
+    type: text(row, 'type'),
+    parameters: JSON.parse(text(row, 'parameters')) as Record<string, unknown>,
+    state: text(row, 'state') as RequestedState,
+  };
+}
+
+function toHosted(row: Row): StoredHosted {
+  const message = optionalText(row, 'message');
+  const leaseUntil = row['lease_until'];
+  return {
+    ...toRequest(row),
+    owner: text(row, 'owner'),
+    epoch: integer(row, 'epoch'),
+    status: text(row, 'status') as StoredHosted['status'],
+    ...(message !== undefined ? { message } : {}),
+    connection: JSON.parse(text(row, 'connection')) as Record<string, string>,
+    partition: integer(row, 'partition'),
+    ...(leaseUntil !== null && leaseUntil !== undefined ? { leaseUntil: Number(leaseUntil) } : {}),
+    confirmed: integer(row, 'confirmed') === 1,
+    updatedAt: integer(row, 'updated_at'),
+  };
+}
+
+function toOwned(row: Row): StoredOwned {
+  const parent = optionalText(row, 'parent');
+  const host = optionalText(row, 'host');
+  const message = optionalText(row, 'message');
+  return {
+    ...toRequest(row),
+    ...(parent !== undefined ? { parent } : {}),
+    ...(host !== undefined ? { host } : {}),
+    epoch: integer(row, 'epoch'),
+    status: text(row, 'status'),
+    ...(message !== undefined ? { message } : {}),
+    connection: JSON.parse(text(row, 'connection')) as Record<string, string>,
+    updatedAt: integer(row, 'updated_at'),
+  };
+}
+
+function optionalText(row: Row, column: string): string | undefined {
+  const value = row[column];
+  return typeof value === 'string' ? value : undefined;
 }

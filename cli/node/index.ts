@@ -50,6 +50,7 @@ function addStartOptions(command: Command): Command {
 async function runNode(command: Command, flags: StartFlags, { io, setExit }: CommandContext, extraBootstrap: string[] = []): Promise<void> {
   const partitions = Number(flags.partitions);
   if (!Number.isInteger(partitions) || partitions < 0) throw new CliError(`--partitions takes a number, not ${flags.partitions}`);
+  const ports = flags.ports === undefined ? undefined : parsePortRange(flags.ports);
   const options: NodeOptions = {
     dataDir: dataDirOf(command, io),
     listen: flags.listen?.length ? flags.listen : [DEFAULT_LISTEN],
@@ -60,10 +61,12 @@ async function runNode(command: Command, flags: StartFlags, { io, setExit }: Com
     trustAnyBuilder: Boolean(flags.trustAnyBuilder),
     ...(flags.cacheQuota !== undefined ? { cacheQuota: parseSize(flags.cacheQuota, '--cache-quota') } : {}),
     partitions,
+    ...(ports ? { ports } : {}),
     verbose: Boolean(flags.verbose),
     stderr: io.stderr,
     // Tests and simulations run meshes faster than people need.
     ...(io.env['SLAPMESH_ADVERT_INTERVAL_MS'] ? { advertIntervalMs: Number(io.env['SLAPMESH_ADVERT_INTERVAL_MS']) } : {}),
+    ...(io.env['SLAPMESH_HOSTING_LEASE_MS'] ? { hostingLeaseMs: Number(io.env['SLAPMESH_HOSTING_LEASE_MS']) } : {}),
   };
   const node = new SlapmeshNode(options);
   try {
@@ -97,4 +100,13 @@ export function registerNode(program: Command, context: CommandContext): void {
     });
   addStartOptions(program.command('join').description('run a node that joins the mesh through MULTIADDR (node start with that bootstrap peer)').argument('<multiaddr>'))
     .action(async (address: string, flags: StartFlags, command: Command) => runNode(command, flags, context, [address]));
+}
+
+/** `--ports A-B`: the local TCP ports partitions take theirs from. */
+function parsePortRange(text: string): { from: number; to: number } {
+  const match = /^(\d+)-(\d+)$/.exec(text.trim());
+  const from = Number(match?.[1]);
+  const to = Number(match?.[2]);
+  if (!match || from < 1 || to > 65535 || from > to) throw new CliError(`--ports takes a range A-B of TCP ports (1-65535), not ${text}`);
+  return { from, to };
 }

@@ -1,6 +1,7 @@
 // slapos.cookbook's instance recipes that need no node: wrapper, mkdirectory, free_port,
-// generate.password and switch-softwaretype; and request, which does (design.md §7), registered so
-// that profiles holding it still resolve. Behaviour follows slapos/recipe/*.py in SlapOS.
+// generate.password and switch-softwaretype; and request, which asks the node through the partition
+// socket (design.md §7) and, standalone, only lets profiles holding it resolve. Behaviour follows
+// slapos/recipe/*.py in SlapOS.
 import { spawnSync } from 'node:child_process';
 import { createHash, randomInt } from 'node:crypto';
 import { existsSync, readFileSync, realpathSync, statSync, mkdirSync } from 'node:fs';
@@ -12,6 +13,7 @@ import { readInstalled } from '../install/installed.js';
 import { install, type InstallEvent } from '../install/installer.js';
 import { registerRecipe, RecipeError, type PartContext, type PartOptions, type Recipe, type RecipeInit } from '../install/recipe.js';
 import { pyJson } from './jinja2.js';
+import { callSlapSync, connectionOption, nodeEndpoint, SlapCallError, slapFailure } from './slap-client.js';
 import { octalMode, partPath, writeFileIfChanged } from './template.js';
 
 const TRUE_VALUES = ['y', 'yes', '1', 'true'];
@@ -437,22 +439,153 @@ const switchNoop: Recipe = {
 };
 
 // ---------------------------------------------------------------------------------------------
-// request
+// request, requestoptional (and .serialised)
+
+const REQUEST_STATES = ['started', 'stopped', 'destroyed'];
+
+/** What a request's init learnt, for its install: the first missing `return` key, or the node's refusal. */
+interface RequestOutcome {
+  readonly name: string;
+  readonly missing?: string;
+  readonly status?: string;
+  readonly refused?: string;
+}
+
+/** Keyed by the part's options: init and install see the same object, whatever the section's name. */
+const outcomes = new WeakMap<PartOptions, RequestOutcome>();
+
+interface RequestKind {
+  /** requestoptional: never fails the run, whether the request was refused or is not ready. */
+  readonly optional: boolean;
+  /** .serialised: parameters sent as one JSON string under "_", connection parameters read from it. */
+  readonly serialised: boolean;
+}
+
+function requestRecipe(kind: RequestKind): Recipe {
+  const install = async (part: PartContext): Promise<string[]> => {
+    const outcome = outcomes.get(part.options);
+    if (!outcome) {
+      if (kind.optional) {
+        part.log('no node to ask (no server-url): not requested');
+        return [];
+      }
+      throw new RecipeError(`the request recipe needs a running slapmesh node (slapos.cookbook:request in [${part.name}])`);
+    }
+    const failure = requestFailure(outcome);
+    if (failure === undefined) return [];
+    if (!kind.optional) throw new RecipeError(`[${part.name}] ${failure}`);
+    part.log(`${failure} (an optional request: not an error)`);
+    return [];
+  };
+  return {
+    init(part) {
+      const server = part.options.get('server-url')?.trim() || connectionOption(part, 'server-url');
+      if (server) return requestFromNode(part, server, kind);
+      // Standalone: the outputs exist (empty, as SlapOS sets them while a request is not ready), so
+      // that profiles holding a request resolve.
+      for (const name of words(part.options.get('return'))) {
+        if (!part.options.has(`connection-${name}`)) part.options.set(`connection-${name}`, '');
+      }
+    },
+    install,
+    update: async (part) => {
+      await install(part);
+    },
+  };
+}
+
+/** Why a request part fails (SlapOS's words for a missing connection parameter), or undefined. */
+function requestFailure(outcome: RequestOutcome): string | undefined {
+  if (outcome.refused !== undefined) return `the request of ${outcome.name} failed: ${outcome.refused}`;
+  if (outcome.missing === undefined) return undefined;
+  return `Connection parameter ${outcome.missing} not found. Status of requested instance is: ${outcome.status}. If this error persists, check status of this instance.`;
+}
 
 /**
- * Asking for another instance needs the node (the instance protocol). Its outputs exist (empty,
- * as SlapOS sets them while a request is not ready) so that profiles holding it resolve.
+ * Asks the node for the child instance while the configuration is evaluated, as SlapOS's request does
+ * in its constructor, and sets `connection-<key>` for each key of `return` (empty while the child has
+ * not published it) and `requested-state`, `instance-state`. A refusal or a missing key fails install
+ * (requestoptional only logs it): the part is not recorded, so the next run, which the node starts when
+ * the child's connection parameters change, requests again and completes.
  */
-const request: Recipe = {
-  init(part) {
-    for (const name of words(part.options.get('return'))) {
-      if (!part.options.has(`connection-${name}`)) part.options.set(`connection-${name}`, '');
-    }
-  },
-  async install(part) {
-    throw new RecipeError(`the request recipe needs a running slapmesh node (slapos.cookbook:request in [${part.name}])`);
-  },
-};
+function requestFromNode(part: RecipeInit, server: string, kind: RequestKind): void {
+  const asking = 'requesting an instance from the node';
+  const endpoint = nodeEndpoint(part, server, asking);
+  if (part.options.has('config') || part.options.has('sla')) {
+    throw new RecipeError(`[${part.name}] 'config' & 'sla' options are obsolete. Clean up your software release.`);
+  }
+  const name = part.options.get('name')?.trim() || part.name;
+  const release = required(part, 'software-url').trim();
+  const type = part.options.get('software-type')?.trim() || 'default';
+  const shared = TRUE_VALUES.includes((part.options.get('shared') ?? 'false').trim().toLowerCase());
+  const config: Record<string, string> = {};
+  for (const key of part.options.keys().sort()) {
+    if (key.startsWith('config-')) config[key.slice('config-'.length)] = part.options.get(key) ?? '';
+  }
+  const parameters = kind.serialised ? { _: pyJson(config) } : config;
+  const state = requestedState(part);
+  part.options.set('requested-state', state);
+
+  let answer: ChildAnswer | undefined;
+  let refused: string | undefined;
+  try {
+    answer = childAnswer(part, callSlapSync(endpoint, 'request', { name, release, type, parameters, state, ...(shared ? { shared } : {}) }));
+  } catch (error) {
+    // As SlapOS: the node's refusal fails install, not the evaluation; not reaching it fails at once.
+    if (!(error instanceof SlapCallError)) throw slapFailure(part, asking, error);
+    refused = `${error.message} (${error.remoteName})`;
+  }
+  const connection = answer ? returnedParameters(answer.connection, kind.serialised) : {};
+  let missing: string | undefined;
+  for (const key of words(part.options.get('return'))) {
+    const value = connection[key];
+    if (value === undefined) missing ??= key;
+    part.options.set(`connection-${key}`, value ?? '');
+  }
+  // Only the requested state: the child's status changes too often to be part of the part's signature.
+  if (!shared) part.options.set('instance-state', state);
+  const status = answer ? `${answer.status}${answer.message ? ` (${answer.message})` : ''}` : 'not ready yet';
+  outcomes.set(part.options, { name, ...(missing !== undefined ? { missing } : {}), status, ...(refused !== undefined ? { refused } : {}) });
+}
+
+/** `state`, else the parent's requested state when started or stopped (never destroyed: that would destroy the tree). */
+function requestedState(part: RecipeInit): string {
+  const parent = connectionOption(part, 'requested') ?? connectionOption(part, 'requested-state');
+  const state = part.options.get('state')?.trim() || (parent === 'stopped' ? 'stopped' : 'started');
+  if (!REQUEST_STATES.includes(state)) throw new RecipeError(`[${part.name}] state must be one of ${REQUEST_STATES.join(', ')}, not ${state}`);
+  return state;
+}
+
+interface ChildAnswer {
+  ready: boolean;
+  connection: Record<string, string>;
+  status: string;
+  message?: string;
+}
+
+function childAnswer(part: RecipeInit, answer: unknown): ChildAnswer {
+  const value = answer as Partial<ChildAnswer> | null;
+  const connection = value?.connection;
+  const valid = typeof value === 'object' && value !== null && typeof value.ready === 'boolean' && typeof value.status === 'string'
+    && typeof connection === 'object' && connection !== null && !Array.isArray(connection) && Object.values(connection).every((v) => typeof v === 'string');
+  if (!valid) throw new RecipeError(`[${part.name}] the node's answer to the request is not valid`);
+  return value as ChildAnswer;
+}
+
+/** The child's connection parameters; serialised, those in the JSON under "_" (strings kept, others as JSON). */
+function returnedParameters(connection: Record<string, string>, serialised: boolean): Record<string, string> {
+  if (!serialised) return connection;
+  const wrapped = connection['_'];
+  if (wrapped === undefined) return {};
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(wrapped);
+  } catch {
+    return {};
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return {};
+  return Object.fromEntries(Object.entries(parsed).map(([key, value]) => [key, typeof value === 'string' ? value : JSON.stringify(value)]));
+}
 
 registerRecipe('slapos.cookbook:wrapper', wrapper);
 registerRecipe('slapos.cookbook:mkdirectory', mkdirectory);
@@ -460,4 +593,7 @@ registerRecipe('slapos.cookbook:free_port', freePort);
 registerRecipe('slapos.cookbook:generate.password', password);
 registerRecipe('slapos.cookbook:switch-softwaretype', switchSoftwareType);
 registerRecipe('slapos.cookbook:switch-softwaretype.noop', switchNoop);
-registerRecipe('slapos.cookbook:request', request);
+registerRecipe('slapos.cookbook:request', requestRecipe({ optional: false, serialised: false }));
+registerRecipe('slapos.cookbook:request.serialised', requestRecipe({ optional: false, serialised: true }));
+registerRecipe('slapos.cookbook:requestoptional', requestRecipe({ optional: true, serialised: false }));
+registerRecipe('slapos.cookbook:requestoptional.serialised', requestRecipe({ optional: true, serialised: true }));

@@ -1,11 +1,14 @@
-// The instance-side recipes of slapos.cookbook in standalone mode (design.md §7): with no node to ask
-// (no server-url), slapconfiguration reads the instance's parameters from a JSON file and publish
-// writes its connection parameters to one; promise.plugin writes a check the node, or a person, runs.
+// The instance-side recipes of slapos.cookbook (design.md §7). In a node's partition (server-url
+// unix:<socket>), slapconfiguration asks the node for the instance's parameters and publish sends it the
+// connection parameters, through the partition socket (slap-client.ts). Standalone (no server-url),
+// slapconfiguration reads the parameters from a JSON file and publish writes the connection parameters
+// to one. promise.plugin writes a check the node, or a person, runs.
 import { chmod, mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { MissingSectionError } from '../config/errors.js';
 import { registerRecipe, RecipeError, type PartContext, type Recipe, type RecipeInit } from '../install/recipe.js';
+import { pyJson } from './jinja2.js';
+import { callSlap, callSlapSync, connectionOption, nodeEndpoint, slapFailure } from './slap-client.js';
 
 // ---------------------------------------------------------------------------------------------
 // slapconfiguration
@@ -34,9 +37,7 @@ function slapconfiguration(serialised: boolean): Recipe {
     version: '1',
     init(part) {
       const server = serverUrl(part);
-      if (server) {
-        throw new RecipeError(`[${part.name}] asking a node for the parameters (server-url ${server}) is not implemented yet; for a standalone instance leave server-url empty and set parameters-file`);
-      }
+      if (server) return configurationFromNode(part, server, serialised);
       const given = readParameters(part);
       const set = (key: string, value: string) => part.options.set(key, value);
       // As SlapOS does: the section's own options are defaults, what the "master" gives wins.
@@ -64,26 +65,30 @@ function slapconfiguration(serialised: boolean): Recipe {
       if (ipv4[0]) setDefault('ipv4-random', ipv4[0]);
       if (ipv6[0]) setDefault('ipv6-random', ipv6[0]);
       set('storage-dict', JSON.stringify(storageDict(part)));
-
-      let parameters: unknown = given;
-      if (serialised && typeof given['_'] === 'string') {
-        try {
-          parameters = JSON.parse(given['_']);
-        } catch (error) {
-          throw new RecipeError(`[${part.name}] the serialised parameters ("_") are not JSON: ${(error as Error).message}`);
-        }
-      }
-      set('configuration', JSON.stringify(parameters));
-      if (isObject(parameters)) {
-        for (const [key, value] of Object.entries(parameters)) {
-          // Names buildout cannot write as an option are left out, as SlapOS does (`configuration` has them).
-          if (!/[=:\n]/.test(key)) set(`configuration.${key}`, text(value));
-        }
-      }
+      setConfiguration(part, given, serialised);
     },
     install: async () => [],
     update: async () => [],
   };
+}
+
+/** `configuration` and `configuration.<key>`: the parameters (`.serialised`: those under "_"). */
+function setConfiguration(part: RecipeInit, given: Record<string, unknown>, serialised: boolean): void {
+  let parameters: unknown = given;
+  if (serialised && typeof given['_'] === 'string') {
+    try {
+      parameters = JSON.parse(given['_']);
+    } catch (error) {
+      throw new RecipeError(`[${part.name}] the serialised parameters ("_") are not JSON: ${(error as Error).message}`);
+    }
+  }
+  part.options.set('configuration', JSON.stringify(parameters));
+  if (isObject(parameters)) {
+    for (const [key, value] of Object.entries(parameters)) {
+      // Names buildout cannot write as an option are left out, as SlapOS does (`configuration` has them).
+      if (!/[=:\n]/.test(key)) part.options.set(`configuration.${key}`, text(value));
+    }
+  }
 }
 
 /** The node's address for this instance: `server-url` (or `url`) of the section, else of [slap-connection]. */
@@ -93,12 +98,73 @@ function serverUrl(part: RecipeInit): string | undefined {
 
 /** `server-url` of [slap-connection], which the node adds to the instance profile it runs. */
 function nodeUrl(part: RecipeInit): string | undefined {
+  return connectionOption(part, 'server-url');
+}
+
+/** What the node answers to `parameters` (docs/instances.md). */
+interface NodeParameters {
+  parameters: Record<string, unknown>;
+  softwareType: string;
+  partitionId: string;
+  computerId: string;
+  instanceTitle: string;
+  rootInstanceTitle: string;
+  ipv4: string[];
+  ipv6: string[];
+  ports: number[];
+}
+
+/**
+ * In a node's partition: the options SlapOS's slapconfiguration sets from its master, from the node's
+ * answer; what the node gives wins over the section's own options, as the master's values do.
+ */
+function configurationFromNode(part: RecipeInit, server: string, serialised: boolean): void {
+  const asking = 'asking a node for the parameters';
+  const endpoint = nodeEndpoint(part, server, asking);
+  let answer: unknown;
   try {
-    return part.section('slap-connection').get('server-url')?.trim() || undefined;
+    answer = callSlapSync(endpoint, 'parameters', {});
   } catch (error) {
-    if (error instanceof MissingSectionError) return undefined;
-    throw error;
+    throw slapFailure(part, asking, error);
   }
+  const given = nodeParameters(part, answer);
+  const set = (key: string, value: string) => part.options.set(key, value);
+  set('slap-software-type', given.softwareType || 'default');
+  set('slap-computer-partition-id', given.partitionId);
+  set('slap-computer-id', given.computerId);
+  const release = connectionOption(part, 'software-release-url');
+  if (release) set('slap-software-release-url', release);
+  set('slave-instance-list', '[]'); // a slapmesh partition hosts no shared instances
+  set('instance-title', given.instanceTitle);
+  set('root-instance-title', given.rootInstanceTitle);
+  set('root-instance-short-title', given.rootInstanceTitle);
+  set('instance-state', connectionOption(part, 'requested-state') ?? 'started');
+  const ipv4 = [...new Set(given.ipv4)].sort();
+  const ipv6 = [...new Set(given.ipv6)].sort();
+  set('ipv4', ipv4.join('\n'));
+  set('ipv6', ipv6.join('\n'));
+  if (ipv4[0]) set('ipv4-random', ipv4[0]);
+  if (ipv6[0]) set('ipv6-random', ipv6[0]);
+  // slapmesh's addition: partitions may share an address (macOS has one loopback), so they get ports.
+  set('port-list', given.ports.join('\n'));
+  set('storage-dict', JSON.stringify(storageDict(part)));
+  setConfiguration(part, { ...given.parameters }, serialised);
+}
+
+function nodeParameters(part: RecipeInit, answer: unknown): NodeParameters {
+  const bad = (why: string) => new RecipeError(`[${part.name}] the node's parameters are not valid: ${why}`);
+  if (!isObject(answer)) throw bad('not an object');
+  if (!isObject(answer['parameters'])) throw bad('parameters must be an object');
+  for (const key of ['softwareType', 'partitionId', 'computerId', 'instanceTitle', 'rootInstanceTitle']) {
+    if (typeof answer[key] !== 'string') throw bad(`${key} must be a string`);
+  }
+  for (const key of ['ipv4', 'ipv6']) {
+    const list = answer[key];
+    if (!Array.isArray(list) || !list.every((ip) => typeof ip === 'string')) throw bad(`${key} must be a list of addresses`);
+  }
+  const ports = answer['ports'];
+  if (!Array.isArray(ports) || !ports.every((port) => Number.isInteger(port))) throw bad('ports must be a list of port numbers');
+  return answer as unknown as NodeParameters;
 }
 
 /** The parameters file as a JSON object; no file at all means no parameters. */
@@ -144,24 +210,41 @@ function storageDict(part: RecipeInit): Record<string, string> {
 /**
  * Every option but `recipe`, `location`, and those starting with `-` or `_` is a connection parameter
  * (`-publish` lists them explicitly; `-extends` adds other sections' parameters, as SlapOS does).
- * Standalone, they are written as a JSON object to `-connection-file`, default
+ * In a node's partition they are sent to the node (`.serialised`: as one JSON string under "_", as
+ * SlapOS does). Standalone, they are written as a JSON object to `-connection-file`, default
  * `${buildout:directory}/connection.json`.
  */
-const publish: Recipe = {
-  version: '1',
-  install: publishConnection,
-  update: publishConnection,
-};
+function publishRecipe(serialised: boolean): Recipe {
+  const publish = (part: PartContext) => publishConnection(part, serialised);
+  return { version: '1', install: publish, update: publish };
+}
 
-async function publishConnection(part: PartContext): Promise<string[]> {
+async function publishConnection(part: PartContext, serialised: boolean): Promise<string[]> {
   // Its own options are the parameters: only [slap-connection] says where a node is.
   const server = nodeUrl(part);
-  if (server) throw new RecipeError(`[${part.name}] publishing to a node (server-url ${server}) is not implemented yet`);
+  if (server) return publishToNode(part, server, serialised);
   const parameters = connectionParameters(part);
   const file = resolve(part.buildout.directory, part.options.get('-connection-file')?.trim() || 'connection.json');
   await writeAtomically(file, `${JSON.stringify(parameters, null, 2)}\n`, 0o644);
   part.log(`Published ${Object.keys(parameters).join(', ') || 'nothing'} to ${file}`);
   return [file];
+}
+
+/** Sends the connection parameters on every run: the node keeps the last ones. */
+async function publishToNode(part: PartContext, server: string, serialised: boolean): Promise<string[]> {
+  const asking = 'publishing to a node';
+  const endpoint = nodeEndpoint(part, server, asking);
+  // A shared instance's parameters would replace this instance's own: slapmesh has no shared instances.
+  if (part.options.get('-slave-reference')?.trim()) throw new RecipeError(`[${part.name}] -slave-reference: publishing for a shared instance is not supported by slapmesh`);
+  const parameters = connectionParameters(part);
+  const connection = serialised ? { _: pyJson(parameters) } : parameters;
+  try {
+    await callSlap(endpoint, 'publish', { connection }, { signal: part.signal });
+  } catch (error) {
+    throw slapFailure(part, asking, error);
+  }
+  part.log(`Published ${Object.keys(parameters).join(', ') || 'nothing'} to the node`);
+  return [];
 }
 
 function connectionParameters(part: PartContext): Record<string, string> {
@@ -326,6 +409,6 @@ async function writeAtomically(path: string, content: string, mode: number): Pro
 
 registerRecipe('slapos.cookbook:slapconfiguration', slapconfiguration(false));
 registerRecipe('slapos.cookbook:slapconfiguration.serialised', slapconfiguration(true));
-registerRecipe('slapos.cookbook:publish', publish);
-registerRecipe('slapos.cookbook:publish.serialised', publish);
+registerRecipe('slapos.cookbook:publish', publishRecipe(false));
+registerRecipe('slapos.cookbook:publish.serialised', publishRecipe(true));
 registerRecipe('slapos.cookbook:promise.plugin', promisePlugin);

@@ -79,11 +79,14 @@ describe('cli: slapmesh buildout', () => {
     }
   });
 
-  it('demo builds the example release, runs an instance and fetches its greeting', async function () {
-    this.timeout(60_000);
+  it('demo: a two-node mesh; B requests an instance of the hello release A supplies, fetches its greeting, destroys it', async function () {
+    this.timeout(120_000);
     const r = await run(dir, 'demo');
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout, /parts: hello-server, instance-profile/);
-    assert.match(r.stdout, /the instance says: Hello slapmesh!/);
+    assert.match(r.stdout, /A supplied the hello release/);
+    assert.match(r.stdout, /host A, url http:\/\/127\.[0-9.]+:\d+\//);
+    assert.match(r.stdout, /the instance says: Hello World!/);
+    assert.match(r.stdout, /B destroyed the instance/);
+    assert.match(r.stdout, /Done: both nodes stopped/);
   });
 });

@@ -14,8 +14,8 @@ export interface Started {
 }
 
 /** Starts `slapmesh <args> --json` on a loopback port and resolves with the JSON line it prints once ready. */
-export async function startNode(args: string[]): Promise<Started> {
-  const child = spawn(process.execPath, [BIN, ...args, '--listen', '/ip4/127.0.0.1/tcp/0', '--json'], { env: ENV, stdio: ['ignore', 'pipe', 'pipe'] });
+export async function startNode(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Started> {
+  const child = spawn(process.execPath, [BIN, ...args, '--listen', '/ip4/127.0.0.1/tcp/0', '--json'], { env: { ...ENV, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
   const line = await new Promise<string>((resolve, reject) => {

@@ -1,0 +1,304 @@
+// The owner's side of instances (docs/instances.md): placing what this node requests on a peer (itself
+// included), with reservations confirmed by an epoch; updating it where it is; renewing the hosting lease
+// and moving an instance whose host stayed unreachable longer than the lease; taking the hosts' reports.
+import { TypedEventEmitter } from '@libp2p/interface';
+import { KeyedQueue } from './keyed-queue.js';
+import type { Logger } from './log.js';
+import type { PlacementIndex } from './placement.js';
+import type { InstanceRequest, NodeStore, RequestedState, StoredOwned } from './store.js';
+import type { Answer, InstanceReport, InstanceView } from '../protocols/instance/index.js';
+
+/** How many peers a request tries before it is refused. */
+export const MAX_PLACEMENT_TRIES = 5;
+/** An owner moves an instance only after its host has been unreachable for longer than this. */
+export const HOSTING_LEASE_MS = 60_000;
+/** Bound of one call to a host. */
+export const HOST_CALL_TIMEOUT_MS = 10_000;
+
+/** What an owner asks a host: the instance protocol's client, or this node's own host side. */
+export interface HostApi {
+  reserve(request: InstanceRequest, signal: AbortSignal): Promise<Answer<{ lease: number }>>;
+  confirm(reference: string, epoch: number, signal: AbortSignal): Promise<Answer<object>>;
+  update(request: InstanceRequest & { epoch: number }, signal: AbortSignal): Promise<Answer<{ instance: InstanceView }>>;
+  renew(instances: { reference: string; epoch: number }[], signal: AbortSignal): Promise<Answer<{ unknown: string[] }>>;
+}
+
+export interface OwnedInit {
+  store: NodeStore;
+  index: PlacementIndex;
+  /** How to reach a host (throws when it cannot be reached). */
+  host: (peerId: string) => HostApi;
+  log: Logger;
+  /** How long a host may stay unreachable before its instances move (default HOSTING_LEASE_MS). */
+  leaseMs?: number;
+  now?: () => number;
+}
+
+export interface OwnedEvents {
+  /** An owned instance was placed, updated, reported on, moved or forgotten (then `detail.state` is destroyed). */
+  'instance:changed': CustomEvent<StoredOwned>;
+}
+
+/** A request no peer accepted; the message lists each one's reason. */
+export class PlacementError extends Error {
+  override name = 'PlacementError';
+}
+
+/** An instance this node does not own. */
+export class UnknownInstanceError extends Error {
+  override name = 'UnknownInstanceError';
+}
+
+export interface RequestOptions {
+  /** Place only on this peer. */
+  peer?: string;
+  /** `<owner>/<reference>` of the hosted instance asking for a child. */
+  parent?: string;
+  signal?: AbortSignal;
+}
+
+/** Whether an owned instance is where its requested state wants it. */
+export function reached(owned: StoredOwned): boolean {
+  return owned.state === 'started' ? owned.status === 'ready' : owned.state === 'stopped' ? owned.status === 'stopped' : owned.status === 'destroyed';
+}
+
+export class OwnedInstances extends TypedEventEmitter<OwnedEvents> {
+  private readonly now: () => number;
+  /** When each host last answered (a call, a report). */
+  private readonly lastContact = new Map<string, number>();
+  /** One change at a time per reference: requests, moves and reports of one instance never interleave. */
+  private readonly queue = new KeyedQueue();
+  private timer?: NodeJS.Timeout;
+
+  constructor(private readonly init: OwnedInit) {
+    super();
+    this.now = init.now ?? Date.now;
+  }
+
+  start(): void {
+    const started = this.now();
+    for (const owned of this.init.store.listOwned()) if (owned.host) this.lastContact.set(owned.host, started);
+    this.timer = setInterval(() => void this.renewLeases(), this.leaseMs / 3);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+
+  private get leaseMs(): number {
+    return this.init.leaseMs ?? HOSTING_LEASE_MS;
+  }
+
+  list(): StoredOwned[] {
+    return this.init.store.listOwned();
+  }
+
+  get(reference: string): StoredOwned | undefined {
+    return this.init.store.getOwned(reference);
+  }
+
+  /**
+   * Requests an instance, or changes the one of that reference (idempotent, as `slapos request`): a new one
+   * is placed on the best peer that admits it; an existing one is updated where it is.
+   */
+  request(request: InstanceRequest, options: RequestOptions = {}): Promise<StoredOwned> {
+    return this.queue.run(request.reference, async () => {
+      const signal = options.signal ?? AbortSignal.timeout(HOST_CALL_TIMEOUT_MS * MAX_PLACEMENT_TRIES);
+      const existing = this.init.store.getOwned(request.reference);
+      if (!existing) {
+        if (request.state === 'destroyed') throw new UnknownInstanceError(`there is no instance ${request.reference} to destroy`);
+        return this.place({ ...request, epoch: 0, status: 'placing', connection: {}, updatedAt: this.now(), ...(options.parent ? { parent: options.parent } : {}) }, options.peer, signal);
+      }
+      const wanted: StoredOwned = { ...existing, ...request, updatedAt: this.now() };
+      if (!existing.host || (options.peer && options.peer !== existing.host)) return this.place(wanted, options.peer, signal, existing.host);
+      return this.updateOnHost(wanted, signal);
+    });
+  }
+
+  /** Changes the requested state of an owned instance. */
+  async setState(reference: string, state: RequestedState, signal?: AbortSignal): Promise<StoredOwned> {
+    const owned = this.init.store.getOwned(reference);
+    if (!owned) throw new UnknownInstanceError(`this node owns no instance ${reference}`);
+    return this.request({ reference, release: owned.release, type: owned.type, parameters: owned.parameters, state }, signal ? { signal } : {});
+  }
+
+  /** A host's report on an instance: kept if it comes from the current host and epoch, else `stale`. */
+  report(from: string, report: InstanceReport): Answer<object> {
+    const owned = this.init.store.getOwned(report.reference);
+    if (!owned || owned.host !== from || owned.epoch !== report.epoch) {
+      return { ok: false, code: 'stale', reason: `${report.reference} epoch ${report.epoch} is not placed on ${from}` };
+    }
+    this.lastContact.set(from, this.now());
+    if (report.status === 'destroyed' && owned.state === 'destroyed') {
+      this.forget(owned);
+      return { ok: true };
+    }
+    const updated: StoredOwned = {
+      ...owned, status: report.status, connection: report.connection, updatedAt: this.now(),
+      ...(report.message !== undefined ? { message: report.message } : {}),
+    };
+    if (report.message === undefined) delete updated.message;
+    this.save(updated);
+    return { ok: true };
+  }
+
+  /** A host starting again asks whether its copy is still the one placed. */
+  check(from: string, reference: string, epoch: number): Answer<{ current: boolean }> {
+    const owned = this.init.store.getOwned(reference);
+    if (owned?.host === from) this.lastContact.set(from, this.now());
+    return { ok: true, current: owned !== undefined && owned.host === from && owned.epoch === epoch && owned.state !== 'destroyed' };
+  }
+
+  /** Resolves once the instance reaches its requested state, or with its last record when `signal` aborts. */
+  async waitReached(reference: string, signal: AbortSignal): Promise<StoredOwned | undefined> {
+    const current = this.init.store.getOwned(reference);
+    if (!current || reached(current) || current.status === 'failed' || signal.aborted) return current;
+    return new Promise((resolve) => {
+      const done = () => {
+        this.removeEventListener('instance:changed', onChange);
+        signal.removeEventListener('abort', onAbort);
+        resolve(this.init.store.getOwned(reference));
+      };
+      const onChange = (event: CustomEvent<StoredOwned>) => {
+        const owned = event.detail;
+        if (owned.reference === reference && (reached(owned) || owned.status === 'failed')) done();
+      };
+      const onAbort = () => done();
+      this.addEventListener('instance:changed', onChange);
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  /**
+   * Reserves on the best candidates in turn; the first that admits gets the next epoch, written here before
+   * it is confirmed there. A host that fails to confirm leaves its epoch behind: if it deploys anyway, its
+   * reports are stale and it destroys its copy.
+   */
+  private async place(wanted: StoredOwned, pinned: string | undefined, signal: AbortSignal, previousHost?: string): Promise<StoredOwned> {
+    const exclude = new Set(previousHost ? [previousHost] : []);
+    const candidates = pinned ? [pinned] : this.init.index.rank(wanted.release, { limit: MAX_PLACEMENT_TRIES, exclude });
+    const reasons: string[] = [];
+    let epoch = wanted.epoch;
+    const request = requestOf(wanted);
+    for (const peer of candidates) {
+      signal.throwIfAborted();
+      const reservation = await this.call(peer, (host) => host.reserve(request, signal));
+      if (!reservation.ok) {
+        reasons.push(`${peer}: ${reservation.reason}`);
+        continue;
+      }
+      this.init.index.reserved(peer);
+      epoch++;
+      const placed: StoredOwned = { ...wanted, host: peer, epoch, status: 'placed', connection: {}, updatedAt: this.now() };
+      delete placed.message;
+      this.save(placed);
+      const confirmation = await this.call(peer, (host) => host.confirm(wanted.reference, epoch, signal));
+      if (confirmation.ok) {
+        this.lastContact.set(peer, this.now());
+        this.init.log(`${wanted.reference} placed on ${peer} (epoch ${epoch})`);
+        // A moved instance: the old host destroys its copy now if it can hear us (else when it asks, on return).
+        if (previousHost && previousHost !== peer) {
+          void this.call(previousHost, (host) => host.update({ ...request, state: 'destroyed', epoch: wanted.epoch }, AbortSignal.timeout(HOST_CALL_TIMEOUT_MS)));
+        }
+        return placed;
+      }
+      reasons.push(`${peer}: ${confirmation.reason}`);
+    }
+    const why = candidates.length === 0 ? 'no peer known with a free partition' : reasons.join('; ');
+    if (epoch > 0 || wanted.epoch > 0) {
+      // It was placed before (or a host may hold an unconfirmed epoch): keep the record, unplaced.
+      const unplaced: StoredOwned = { ...wanted, epoch, status: 'refused', message: why, updatedAt: this.now() };
+      delete unplaced.host;
+      this.save(unplaced);
+    }
+    throw new PlacementError(`no peer accepted ${wanted.reference}: ${why}`);
+  }
+
+  private async updateOnHost(wanted: StoredOwned, signal: AbortSignal): Promise<StoredOwned> {
+    const host = wanted.host!;
+    this.save(wanted);
+    const answer = await this.call(host, (api) => api.update({ ...requestOf(wanted), epoch: wanted.epoch }, signal));
+    if (answer.ok) {
+      const updated: StoredOwned = { ...wanted, status: answer.instance.status, connection: answer.instance.connection, updatedAt: this.now() };
+      if (wanted.state === 'destroyed' && answer.instance.status === 'destroyed') {
+        this.forget(updated);
+        return updated;
+      }
+      this.save(updated);
+      return updated;
+    }
+    if (answer.code === 'not-found') {
+      // The host no longer has it (its data directory was wiped, or it destroyed a copy it took for stale).
+      if (wanted.state === 'destroyed') {
+        this.forget(wanted);
+        return { ...wanted, status: 'destroyed' };
+      }
+      return this.place(wanted, undefined, signal, host);
+    }
+    // Unreachable or busy: the request stays recorded; the lease renewal moves it if the host stays away.
+    const pending: StoredOwned = { ...wanted, message: `${host} did not take the change yet: ${answer.reason}`, updatedAt: this.now() };
+    this.save(pending);
+    return pending;
+  }
+
+  /** Renews each host's lease (every third of the lease); moves the instances of hosts unreachable for longer than the lease. */
+  async renewLeases(): Promise<void> {
+    const byHost = new Map<string, StoredOwned[]>();
+    for (const owned of this.init.store.listOwned()) {
+      if (!owned.host || owned.state === 'destroyed') continue;
+      byHost.set(owned.host, [...(byHost.get(owned.host) ?? []), owned]);
+    }
+    await Promise.all([...byHost].map(async ([host, instances]) => {
+      const answer = await this.call(host, (api) => api.renew(instances.map(({ reference, epoch }) => ({ reference, epoch })), AbortSignal.timeout(HOST_CALL_TIMEOUT_MS)));
+      if (answer.ok) {
+        for (const reference of answer.unknown) void this.relocate(reference, host, 'it no longer has it');
+        return;
+      }
+      const since = this.lastContact.get(host) ?? this.now();
+      if (!this.lastContact.has(host)) this.lastContact.set(host, since);
+      if (this.now() - since <= this.leaseMs) return;
+      for (const owned of instances) void this.relocate(owned.reference, host, `unreachable for ${Math.round((this.now() - since) / 1000)} s`);
+    }));
+  }
+
+  /** Places an instance elsewhere with the next epoch, if it is still on `from`. */
+  private relocate(reference: string, from: string, why: string): Promise<unknown> {
+    return this.queue.run(reference, async () => {
+      const owned = this.init.store.getOwned(reference);
+      if (!owned || owned.host !== from) return;
+      this.init.log(`moving ${reference} off ${from}: ${why}`);
+      try {
+        await this.place(owned, undefined, AbortSignal.timeout(HOST_CALL_TIMEOUT_MS * MAX_PLACEMENT_TRIES), from);
+      } catch (error) {
+        this.init.log.error(`cannot move ${reference}: ${(error as Error).message}`);
+      }
+    });
+  }
+
+  /** Runs a call on a host; an unreachable host is a refusal with the transport's reason. */
+  private async call<T extends object>(peer: string, work: (host: HostApi) => Promise<Answer<T>>): Promise<Answer<T>> {
+    try {
+      const answer = await work(this.init.host(peer));
+      this.lastContact.set(peer, this.now());
+      return answer;
+    } catch (error) {
+      return { ok: false, code: 'busy', reason: `cannot be reached: ${(error as Error).message}` };
+    }
+  }
+
+  private save(owned: StoredOwned): void {
+    this.init.store.putOwned(owned);
+    this.safeDispatchEvent('instance:changed', { detail: owned });
+  }
+
+  private forget(owned: StoredOwned): void {
+    this.init.store.deleteOwned(owned.reference);
+    this.safeDispatchEvent('instance:changed', { detail: { ...owned, status: 'destroyed' } });
+  }
+
+}
+
+function requestOf(owned: StoredOwned): InstanceRequest {
+  return { reference: owned.reference, release: owned.release, type: owned.type, parameters: owned.parameters, state: owned.state };
+}
