@@ -12,6 +12,8 @@ import type { Answer, InstanceReport, InstanceView } from '../protocols/instance
 export const MAX_PLACEMENT_TRIES = 5;
 /** An owner moves an instance only after its host has been unreachable for longer than this. */
 export const HOSTING_LEASE_MS = 60_000;
+/** Instances per renew call: well under the protocol's 1000 and 256 KiB with the longest references. */
+export const RENEW_BATCH = 500;
 /** Bound of one call to a host. */
 export const HOST_CALL_TIMEOUT_MS = 10_000;
 
@@ -250,7 +252,7 @@ export class OwnedInstances extends TypedEventEmitter<OwnedEvents> {
       byHost.set(owned.host, [...(byHost.get(owned.host) ?? []), owned]);
     }
     await Promise.all([...byHost].map(async ([host, instances]) => {
-      const answer = await this.call(host, (api) => api.renew(instances.map(({ reference, epoch }) => ({ reference, epoch })), AbortSignal.timeout(HOST_CALL_TIMEOUT_MS)));
+      const answer = await this.renewOn(host, instances);
       if (answer.ok) {
         for (const reference of answer.unknown) void this.relocate(reference, host, 'it no longer has it');
         return;
@@ -260,6 +262,18 @@ export class OwnedInstances extends TypedEventEmitter<OwnedEvents> {
       if (this.now() - since <= this.leaseMs) return;
       for (const owned of instances) void this.relocate(owned.reference, host, `unreachable for ${Math.round((this.now() - since) / 1000)} s`);
     }));
+  }
+
+  /** One host's lease, in batches the protocol takes (RENEW_BATCH instances each); the first refusal wins. */
+  private async renewOn(host: string, instances: readonly StoredOwned[]): Promise<Answer<{ unknown: string[] }>> {
+    const unknown: string[] = [];
+    for (let at = 0; at < instances.length; at += RENEW_BATCH) {
+      const batch = instances.slice(at, at + RENEW_BATCH).map(({ reference, epoch }) => ({ reference, epoch }));
+      const answer = await this.call(host, (api) => api.renew(batch, AbortSignal.timeout(HOST_CALL_TIMEOUT_MS)));
+      if (!answer.ok) return answer;
+      unknown.push(...answer.unknown);
+    }
+    return { ok: true, unknown };
   }
 
   /** Places an instance elsewhere with the next epoch, if it is still on `from`. */
