@@ -69,7 +69,7 @@ export function registerDemo(program: Command, { io, setExit }: CommandContext):
         await step('B destroyed the instance: A stopped its service and freed the partition', () =>
           callControl(b.options.dataDir, 'instance.destroy', { reference: 'hello' }, { idleTimeoutMs: 60_000 }));
         await Promise.allSettled(nodes.reverse().map((node) => node.stop()));
-        io.stdout('Done: both nodes stopped and the demo folder removed. Next: README.md, "Join a mesh".\n');
+        io.stdout('Done: both nodes stopped and the demo folder removed. Next: README.md, "The command line".\n');
         setExit(EXIT_OK);
       } finally {
         await Promise.allSettled(nodes.map((node) => node.stop()));
