@@ -11,7 +11,7 @@ import type { Partitions } from './partitions.js';
 import type { PromiseResult, PromiseRunner } from './promises.js';
 import type { InstanceRequest, NodeStore, StoredHosted } from './store.js';
 import type { Supervisor } from './supervisor.js';
-import type { Answer, InstanceReport, InstanceView } from '../protocols/instance/index.js';
+import { toMessage, type Answer, type InstanceReport, type InstanceView } from '../protocols/instance/index.js';
 
 /** How long a reservation waits for its confirmation. */
 export const RESERVE_LEASE_MS = 10_000;
@@ -343,8 +343,9 @@ export class HostedInstances {
   private setStatus(hosted: StoredHosted, status: StoredHosted['status'], message?: string): StoredHosted {
     const latest = this.current(hosted);
     const updated: StoredHosted = { ...latest, status, updatedAt: this.now() };
+    // Promise output and build logs may hold any bytes: the owner gets printable text of bounded size.
     if (message === undefined) delete updated.message;
-    else updated.message = message;
+    else updated.message = toMessage(message);
     this.init.store.putHosted(updated);
     if (status !== latest.status) this.init.log(`${hostedKey(updated.owner, updated.reference)} ${status}${message ? `: ${message}` : ''}`);
     this.sendReport(updated);

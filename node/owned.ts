@@ -285,6 +285,9 @@ export class OwnedInstances extends TypedEventEmitter<OwnedEvents> {
       try {
         await this.place(owned, undefined, AbortSignal.timeout(HOST_CALL_TIMEOUT_MS * MAX_PLACEMENT_TRIES), from);
       } catch (error) {
+        // Nowhere else to go: it stays placed where it was (that host may come back), and the next renewal
+        // tries again. A peer that took a higher epoch meanwhile is not its host: its reports are stale.
+        this.save(owned);
         this.init.log.error(`cannot move ${reference}: ${(error as Error).message}`);
       }
     });

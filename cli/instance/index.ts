@@ -2,23 +2,10 @@
 // it hosts for others).
 import type { Command } from 'commander';
 import { callControl } from '../../node/control.js';
+import type { InstanceJson } from '../../node/instances.js';
 import { EXIT_OK, type CliIo } from '../io.js';
 import type { CommandContext } from '../main.js';
 import { dataDirOf } from '../node/index.js';
-
-/** What `request`, `instance show` and `instance list` print with --json (design.md §8). */
-export interface InstanceJson {
-  reference: string;
-  owner: string;
-  host: string | null;
-  state: string;
-  status: string;
-  message?: string;
-  connection: Record<string, string>;
-  release: string;
-  type: string;
-  epoch: number;
-}
 
 /** How long a start, stop or destroy may take to reach the host (and a moved instance to be placed). */
 const CHANGE_TIMEOUT_MS = 60_000;
@@ -53,5 +40,7 @@ export function printInstance(io: CliIo, instance: InstanceJson, json: boolean |
     return;
   }
   io.stdout(`${instance.reference}: ${instance.state}, ${instance.status}${instance.message ? ` (${instance.message})` : ''}, on ${instance.host ?? 'no host yet'}\n`);
-  for (const [key, value] of Object.entries(instance.connection).sort()) io.stdout(`  ${key} = ${value}\n`);
+  // Values come from the host: anything but plain text is printed quoted, so it cannot drive the terminal.
+  const shown = (text: string) => (/^[\x20-\x7e\u00a0-\uffff]*$/u.test(text) ? text : JSON.stringify(text));
+  for (const [key, value] of Object.entries(instance.connection).sort()) io.stdout(`  ${shown(key)} = ${shown(value)}\n`);
 }

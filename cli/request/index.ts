@@ -7,7 +7,8 @@ import { callControl } from '../../node/control.js';
 import { CliError, EXIT_NOT_READY, EXIT_OK, type CliIo } from '../io.js';
 import type { CommandContext } from '../main.js';
 import { dataDirOf } from '../node/index.js';
-import { printInstance, type InstanceJson } from '../instance/index.js';
+import type { InstanceJson } from '../../node/instances.js';
+import { printInstance } from '../instance/index.js';
 
 export const DEFAULT_WAIT_SECONDS = 300;
 /** Without --wait, placing (several peers may be asked in turn) takes at most this long. */

@@ -121,4 +121,25 @@ describe('node/owned: placing what this node requests', () => {
       owned.stop();
     }
   });
+
+  it('a host unreachable with no other peer to take its instance: it stays placed there, and is current when the host returns', async () => {
+    await owned.request(request('web'));
+    for (const host of ['p2', 'p3']) hosts.get(host)!.reserveAnswer = () => ({ ok: false, code: 'refused', reason: 'full' });
+    const away = hosts.get('p1')!;
+    hosts.delete('p1');
+    owned.start();
+    try {
+      await owned.renewLeases();
+      clock += 1_001;
+      const triedToMove = new Promise((resolve) => owned.addEventListener('instance:changed', (event) => event.detail.status === 'refused' && resolve(undefined)));
+      await owned.renewLeases();
+      await triedToMove;
+      await owned.request(request('web')).catch(() => undefined); // waits for the move attempt to settle
+      assert.deepEqual({ host: owned.get('web')?.host, epoch: owned.get('web')?.epoch }, { host: 'p1', epoch: 1 });
+      hosts.set('p1', away);
+      assert.deepEqual(owned.check('p1', 'web', 1), { ok: true, current: true });
+    } finally {
+      owned.stop();
+    }
+  });
 });
