@@ -8,5 +8,6 @@ if (major < 22) {
   );
   process.exit(1);
 }
-const { main } = await import('./main.js');
+// `buildout` loads only what it needs: a node runs it for every deployment.
+const { main } = await import(process.argv[2] === 'buildout' ? './buildout-main.js' : './main.js');
 process.exitCode = await main(process.argv.slice(2));

@@ -4,7 +4,9 @@
 // restart — asking each owner first whether its copy is still the one placed.
 import { join } from 'node:path';
 import { deployInstance } from './deploy.js';
+import { availableParallelism } from 'node:os';
 import { KeyedQueue } from './keyed-queue.js';
+import { Limiter } from './limiter.js';
 import type { Logger } from './log.js';
 import { PartitionSocket, type ChildAnswer, type ChildRequest, type PartitionParameters } from './partition-socket.js';
 import type { Partitions } from './partitions.js';
@@ -15,8 +17,9 @@ import { toMessage, type Answer, type InstanceReport, type InstanceView } from '
 
 /** How long a reservation waits for its confirmation. */
 export const RESERVE_LEASE_MS = 10_000;
-/** After a deployment, promises are run this often until they pass… */
+/** After a deployment, promises are run again after this, then twice as long each time up to the max, until they pass… */
 export const PROMISE_RETRY_MS = 200;
+export const PROMISE_RETRY_MAX_MS = 2_000;
 /** …for at most this long; then the instance is in error with the promise's message. */
 export const PROMISE_READY_TIMEOUT_MS = 60_000;
 /** Once ready, promises run this often. */
@@ -63,6 +66,11 @@ export class HostedInstances {
   /** One deployment at a time per instance; a change asked meanwhile runs once after it. */
   private readonly queue = new KeyedQueue();
   private readonly queued = new Set<string>();
+  /**
+   * Buildouts running at once: one per core. Unbounded, a burst of requests becomes tens of buildout
+   * processes that starve the node's own protocol work (bench:placement measured it).
+   */
+  private readonly deployments = new Limiter(availableParallelism());
   private readonly stopping = new AbortController();
 
   constructor(private readonly init: HostingInit) {
@@ -201,10 +209,11 @@ export class HostedInstances {
       hosted = this.setStatus(hosted, 'deploying', 'running the instance profile');
       const socket = await this.socketOf(hosted);
       const folder = this.init.partitions.folder(hosted.partition);
-      await deployInstance({
-        folder, partitionId: hosted.partition, softwareRoot, type: hosted.type, requestedState: hosted.state,
-        computerId: this.init.self, releaseCid: hosted.release, token: socket.token, socketPath: socket.path, signal, log: this.init.log,
-      });
+      const { partition, type, state, release } = hosted;
+      await this.deployments.run(() => deployInstance({
+        folder, partitionId: partition, softwareRoot, type, requestedState: state,
+        computerId: this.init.self, releaseCid: release, token: socket.token, socketPath: socket.path, signal, log: this.init.log,
+      }));
       if (hosted.state === 'stopped') {
         this.init.promises.unwatch(hosted.partition);
         await this.init.supervisor.stop(hosted.partition);
@@ -229,10 +238,10 @@ export class HostedInstances {
   /** Runs the promises until all pass (undefined) or PROMISE_READY_TIMEOUT_MS passed (the first failure). */
   private async untilPromisesPass(partition: number, signal: AbortSignal): Promise<string | undefined> {
     const deadline = this.now() + PROMISE_READY_TIMEOUT_MS;
-    for (;;) {
+    for (let delay = PROMISE_RETRY_MS; ; delay = Math.min(delay * 2, PROMISE_RETRY_MAX_MS)) {
       const failure = firstFailure(await this.init.promises.checkNow(partition, this.init.partitions.folder(partition)));
       if (!failure || this.now() >= deadline) return failure;
-      await new Promise((resolve) => setTimeout(resolve, PROMISE_RETRY_MS).unref());
+      await new Promise((resolve) => setTimeout(resolve, delay).unref());
       signal.throwIfAborted();
     }
   }

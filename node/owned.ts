@@ -206,6 +206,10 @@ export class OwnedInstances extends TypedEventEmitter<OwnedEvents> {
         return placed;
       }
       reasons.push(`${peer}: ${confirmation.reason}`);
+      // No answer is not a no: the confirmation may have landed, and the host deploy what nobody owns now.
+      if (confirmation.code === 'busy') {
+        void this.call(peer, (host) => host.update({ ...request, state: 'destroyed', epoch }, AbortSignal.timeout(HOST_CALL_TIMEOUT_MS)));
+      }
     }
     const why = candidates.length === 0 ? 'no peer known with a free partition' : reasons.join('; ');
     if (epoch > 0 || wanted.epoch > 0) {

@@ -77,13 +77,14 @@ describe('node/owned: placing what this node requests', () => {
     assert.deepEqual(index.rank(RELEASE, { limit: 5 }), ['p1', 'p2', 'p3']);
   });
 
-  it('the chosen host dies before confirming: the instance goes to the next one with a higher epoch; the first one\'s reports are stale', async () => {
+  it('the chosen host dies before confirming: the instance goes to the next one with a higher epoch; the first one is told to drop it, its reports are stale', async () => {
     hosts.get('p1')!.confirmAnswer = () => {
       throw new Error('connection reset');
     };
     const placed = await owned.request(request('web'));
     assert.deepEqual({ host: placed.host, epoch: placed.epoch, status: placed.status }, { host: 'p2', epoch: 2, status: 'placed' });
-    assert.deepEqual(hosts.get('p1')!.calls, ['reserve web', 'confirm web 1']);
+    // p1 did not answer the confirmation: it is told to drop epoch 1, in case it landed.
+    assert.deepEqual(hosts.get('p1')!.calls, ['reserve web', 'confirm web 1', 'update web 1 destroyed']);
     assert.deepEqual(hosts.get('p2')!.calls, ['reserve web', 'confirm web 2']);
     // Had p1 deployed epoch 1 after all, what it reports is refused as stale (it then destroys its copy).
     assert.deepEqual(owned.report('p1', { reference: 'web', epoch: 1, status: 'ready', connection: {} }), { ok: false, code: 'stale', reason: 'web epoch 1 is not placed on p1' });
