@@ -1,41 +1,15 @@
 // Promises with real processes: small shell scripts, and the check promise.plugin writes for examples/hello.
 import { strict as assert } from 'node:assert';
 import { once } from 'node:events';
-import { chmodSync, existsSync, mkdirSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { dirname, join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { join } from 'node:path';
 import { install } from '../../engine/install/installer.js';
 import { NotWatchedError, PromiseRunner, PromisesStoppedError, runPromises, type PromiseResult } from '../../node/promises.js';
 import { removeTree, writeTree } from '../helpers/files.js';
 import { recordingLogger } from '../helpers/nodes.js';
-
-function script(folder: string, path: string, body: string, mode = 0o755): void {
-  const file = join(folder, path);
-  mkdirSync(dirname(file), { recursive: true });
-  writeFileSync(file, `#!/bin/sh\n${body}\n`);
-  chmodSync(file, mode);
-}
-
-/** Whether the process has exited (gone, or a zombie waiting for its parent). */
-function exited(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
-  } catch {
-    return true;
-  }
-}
-
-/** Waits for a condition that a process makes true (a file it writes): checked often, bounded. */
-async function until(condition: () => boolean, what: string, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(5);
-  }
-}
+import { exited, program as script, until } from '../helpers/programs.js';
 
 describe('node/promises', () => {
   let folder: string;

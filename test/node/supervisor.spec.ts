@@ -1,30 +1,13 @@
 // The supervisor with a real node.db and real processes: small shell scripts written by each test.
 import { strict as assert } from 'node:assert';
 import { spawn } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, realpathSync, unlinkSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, realpathSync, unlinkSync } from 'node:fs';
+import { join } from 'node:path';
 import { NodeStore } from '../../node/store.js';
 import { processStartTime, Supervisor, type ServiceExit, type ServiceStart, type SupervisorInit } from '../../node/supervisor.js';
 import { removeTree, writeTree } from '../helpers/files.js';
 import { recordingLogger } from '../helpers/nodes.js';
-
-function program(folder: string, path: string, body: string, mode = 0o755): void {
-  const file = join(folder, path);
-  mkdirSync(dirname(file), { recursive: true });
-  writeFileSync(file, `#!/bin/sh\n${body}\n`);
-  chmodSync(file, mode);
-}
-
-/** Whether the process has exited (gone, or a zombie waiting for its parent). */
-function exited(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
-  } catch {
-    return true;
-  }
-}
+import { exited, program, until } from '../helpers/programs.js';
 
 /** The members of a process group that have not exited, from /proc. */
 function liveMembers(pgid: number): number[] {
@@ -36,15 +19,6 @@ function liveMembers(pgid: number): number[] {
       return false;
     }
   });
-}
-
-/** Waits for a condition that a process makes true (a file it writes): checked often, bounded. */
-async function until(condition: () => boolean, what: string, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(5);
-  }
 }
 
 describe('node/supervisor', () => {
