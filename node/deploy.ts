@@ -13,7 +13,7 @@ import {
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from './log.js';
-import type { RequestedState } from './partition-socket.js';
+import type { RequestedState } from './store.js';
 
 /** The slapmesh command of this very build (dist/cli/bin.js beside dist/node/), run with this Node. */
 const BIN = fileURLToPath(new URL('../cli/bin.js', import.meta.url));

@@ -156,7 +156,7 @@ export class Instances {
     const release = p['release'];
     if (typeof release !== 'string' || release === '') throw new InvalidRequestError('a release is needed: a profile path, its URL or a CID');
     const type = p['type'] ?? 'default';
-    if (typeof type !== 'string' || !/^[A-Za-z0-9._-]{1,64}$/.test(type)) throw new InvalidRequestError(`not a software type: ${JSON.stringify(type)}`);
+    if (typeof type !== 'string') throw new InvalidRequestError(`not a software type: ${JSON.stringify(type)}`);
     const parameters = p['parameters'] ?? {};
     if (typeof parameters !== 'object' || parameters === null || Array.isArray(parameters)) throw new InvalidRequestError('parameters must be a JSON object');
     const state = p['state'] ?? 'started';

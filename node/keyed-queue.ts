@@ -1,9 +1,9 @@
 // Runs tasks one at a time per key (an instance's changes never interleave), tasks of other keys freely.
-export class KeyedQueue {
-  private readonly tails = new Map<string, Promise<unknown>>();
+export class KeyedQueue<K = string> {
+  private readonly tails = new Map<K, Promise<unknown>>();
 
   /** Runs `work` after the tasks of `key` queued before it settle (whatever their outcome). */
-  run<T>(key: string, work: () => Promise<T>): Promise<T> {
+  run<T>(key: K, work: () => Promise<T>): Promise<T> {
     const next = (this.tails.get(key) ?? Promise.resolve()).then(work, work);
     const settled = next.catch(() => undefined);
     this.tails.set(key, settled);
@@ -11,6 +11,11 @@ export class KeyedQueue {
       if (this.tails.get(key) === settled) this.tails.delete(key);
     });
     return next;
+  }
+
+  /** The keys with a task queued or running. */
+  keys(): K[] {
+    return [...this.tails.keys()];
   }
 
   /** Settles once every task queued so far has. */

@@ -6,7 +6,7 @@ import { KeyedQueue } from './keyed-queue.js';
 import type { Logger } from './log.js';
 import type { PlacementIndex } from './placement.js';
 import type { InstanceRequest, NodeStore, RequestedState, StoredOwned } from './store.js';
-import type { Answer, InstanceReport, InstanceView } from '../protocols/instance/index.js';
+import { checkInstanceRequest, type Answer, type InstanceReport, type InstanceView } from '../protocols/instance/index.js';
 
 /** How many peers a request tries before it is refused. */
 export const MAX_PLACEMENT_TRIES = 5;
@@ -44,6 +44,11 @@ export interface OwnedEvents {
 /** A request no peer accepted; the message lists each one's reason. */
 export class PlacementError extends Error {
   override name = 'PlacementError';
+}
+
+/** A request the instance protocol could not carry (a reference too long, a release that is not a CID…). */
+export class InvalidInstanceRequestError extends Error {
+  override name = 'InvalidInstanceRequestError';
 }
 
 /** An instance this node does not own. */
@@ -105,6 +110,9 @@ export class OwnedInstances extends TypedEventEmitter<OwnedEvents> {
    * is placed on the best peer that admits it; an existing one is updated where it is.
    */
   request(request: InstanceRequest, options: RequestOptions = {}): Promise<StoredOwned> {
+    // Checked here, once for every way in (the CLI, a child request), by the protocol's own rules.
+    const invalid = checkInstanceRequest(request);
+    if (invalid) return Promise.reject(new InvalidInstanceRequestError(`cannot request ${JSON.stringify(request.reference)}: ${invalid}`));
     return this.queue.run(request.reference, async () => {
       const signal = options.signal ?? AbortSignal.timeout(HOST_CALL_TIMEOUT_MS * MAX_PLACEMENT_TRIES);
       const existing = this.init.store.getOwned(request.reference);

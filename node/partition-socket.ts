@@ -7,7 +7,9 @@ import { timingSafeEqual } from 'node:crypto';
 import { chmodSync, lstatSync, mkdirSync, rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { dirname, resolve } from 'node:path';
+import type { PartitionParameters } from '../engine/recipes/slap-client.js';
 import type { Logger } from './log.js';
+import type { RequestedState } from './store.js';
 
 /** A request line longer than this is refused and its connection closed. */
 export const MAX_REQUEST_LINE = 64 * 1024;
@@ -16,22 +18,7 @@ export const PARTITION_REQUEST_TIMEOUT_MS = 60_000;
 /** sun_path holds 108 bytes on Linux (104 on macOS), the final NUL included. */
 export const MAX_SOCKET_PATH_BYTES = process.platform === 'darwin' ? 103 : 107;
 
-export type RequestedState = 'started' | 'stopped' | 'destroyed';
-
-/** What `parameters` answers: the instance's parameters and what the partition has. */
-export interface PartitionParameters {
-  parameters: Record<string, unknown>;
-  softwareType: string;
-  /** `slappart<n>`. */
-  partitionId: string;
-  /** The host's PeerId. */
-  computerId: string;
-  instanceTitle: string;
-  rootInstanceTitle: string;
-  ipv4: string[];
-  ipv6: string[];
-  ports: number[];
-}
+export type { PartitionParameters } from '../engine/recipes/slap-client.js';
 
 /** What `request` asks: a child instance of this partition's instance, named within it. */
 export interface ChildRequest {

@@ -10,6 +10,7 @@ import { mkdir, readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TypedEventEmitter } from '@libp2p/interface';
+import { KeyedQueue } from './keyed-queue.js';
 import type { Logger } from './log.js';
 import type { NodeStore, StoredService } from './store.js';
 
@@ -108,7 +109,7 @@ export class Supervisor extends TypedEventEmitter<SupervisorEvents> {
   readonly #graceMs: number;
   readonly #partitions = new Map<number, Map<string, Program>>();
   /** start() and stop() of one partition run one after the other. */
-  readonly #queues = new Map<number, Promise<unknown>>();
+  readonly #queue = new KeyedQueue<number>();
 
   constructor(init: SupervisorInit) {
     super();
@@ -134,7 +135,7 @@ export class Supervisor extends TypedEventEmitter<SupervisorEvents> {
    * is not run again), changed ones are restarted, removed ones stopped.
    */
   start(partition: number, folder: string, env: Record<string, string> = {}): Promise<void> {
-    return this.#serially(partition, async () => {
+    return this.#queue.run(partition, async () => {
       const environment = { ...process.env, ...env };
       const found = await scanPrograms(folder, environment, this.#init.log);
       if (found.size > 0) await mkdir(join(folder, LOG_FOLDER), { recursive: true });
@@ -155,7 +156,7 @@ export class Supervisor extends TypedEventEmitter<SupervisorEvents> {
 
   /** Stops the partition's programs (their whole groups) and waits until they are gone; none is restarted. */
   stop(partition: number): Promise<void> {
-    return this.#serially(partition, async () => {
+    return this.#queue.run(partition, async () => {
       const programs = this.#partitions.get(partition);
       this.#partitions.delete(partition);
       await Promise.all([...programs?.values() ?? []].map((p) => this.#stopProgram(p)));
@@ -166,7 +167,7 @@ export class Supervisor extends TypedEventEmitter<SupervisorEvents> {
 
   /** Stops every partition (a node stopping gracefully), those with a start() in progress too. */
   async stopAll(): Promise<void> {
-    const partitions = new Set([...this.#partitions.keys(), ...this.#queues.keys()]);
+    const partitions = new Set([...this.#partitions.keys(), ...this.#queue.keys()]);
     await Promise.all([...partitions].map((partition) => this.stop(partition)));
   }
 
@@ -175,15 +176,6 @@ export class Supervisor extends TypedEventEmitter<SupervisorEvents> {
     return [...this.#partitions.get(partition)?.values() ?? []].filter((p) => p.running).map((p) => p.name).sort();
   }
 
-  #serially(partition: number, work: () => Promise<void>): Promise<void> {
-    const next = (this.#queues.get(partition) ?? Promise.resolve()).then(work, work);
-    const tail = next.catch(() => undefined);
-    this.#queues.set(partition, tail);
-    void tail.then(() => {
-      if (this.#queues.get(partition) === tail) this.#queues.delete(partition);
-    });
-    return next;
-  }
 
   #launch(p: Program): void {
     if (p.stopped) return;

@@ -8,7 +8,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { registerRecipe, RecipeError, type PartContext, type Recipe, type RecipeInit } from '../install/recipe.js';
 import { pyJson } from './jinja2.js';
-import { callSlap, callSlapSync, connectionOption, nodeEndpoint, slapFailure } from './slap-client.js';
+import { callSlap, callSlapSync, connectionOption, nodeEndpoint, slapFailure, type PartitionParameters } from './slap-client.js';
 
 // ---------------------------------------------------------------------------------------------
 // slapconfiguration
@@ -101,18 +101,6 @@ function nodeUrl(part: RecipeInit): string | undefined {
   return connectionOption(part, 'server-url');
 }
 
-/** What the node answers to `parameters` (docs/instances.md). */
-interface NodeParameters {
-  parameters: Record<string, unknown>;
-  softwareType: string;
-  partitionId: string;
-  computerId: string;
-  instanceTitle: string;
-  rootInstanceTitle: string;
-  ipv4: string[];
-  ipv6: string[];
-  ports: number[];
-}
 
 /**
  * In a node's partition: the options SlapOS's slapconfiguration sets from its master, from the node's
@@ -151,7 +139,7 @@ function configurationFromNode(part: RecipeInit, server: string, serialised: boo
   setConfiguration(part, { ...given.parameters }, serialised);
 }
 
-function nodeParameters(part: RecipeInit, answer: unknown): NodeParameters {
+function nodeParameters(part: RecipeInit, answer: unknown): PartitionParameters {
   const bad = (why: string) => new RecipeError(`[${part.name}] the node's parameters are not valid: ${why}`);
   if (!isObject(answer)) throw bad('not an object');
   if (!isObject(answer['parameters'])) throw bad('parameters must be an object');
@@ -164,7 +152,7 @@ function nodeParameters(part: RecipeInit, answer: unknown): NodeParameters {
   }
   const ports = answer['ports'];
   if (!Array.isArray(ports) || !ports.every((port) => Number.isInteger(port))) throw bad('ports must be a list of port numbers');
-  return answer as unknown as NodeParameters;
+  return answer as unknown as PartitionParameters;
 }
 
 /** The parameters file as a JSON object; no file at all means no parameters. */

@@ -20,6 +20,24 @@ export interface SlapEndpoint {
   readonly token: string;
 }
 
+/**
+ * What the node answers to `parameters` (docs/instances.md): the instance's parameters and what its partition
+ * has. The wire contract between the node's partition socket and these recipes, defined once here.
+ */
+export interface PartitionParameters {
+  parameters: Record<string, unknown>;
+  softwareType: string;
+  /** `slappart<n>`. */
+  partitionId: string;
+  /** The host's PeerId. */
+  computerId: string;
+  instanceTitle: string;
+  rootInstanceTitle: string;
+  ipv4: string[];
+  ipv6: string[];
+  ports: number[];
+}
+
 /** The node could not be asked: no socket, no answer in time, or an answer that is not the protocol's. */
 export class SlapUnreachableError extends Error {
   override name = 'SlapUnreachableError';

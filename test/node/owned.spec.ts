@@ -2,14 +2,15 @@
 // dies between reserve and confirm, refusals with reasons, epochs, stale reports, and moves.
 import { strict as assert } from 'node:assert';
 import { join } from 'node:path';
-import { OwnedInstances, PlacementError, type HostApi } from '../../node/owned.js';
+import { InvalidInstanceRequestError, OwnedInstances, PlacementError, type HostApi } from '../../node/owned.js';
 import { PlacementIndex } from '../../node/placement.js';
 import { NodeStore, STORE_FILE, type InstanceRequest } from '../../node/store.js';
 import type { Answer, InstanceView } from '../../protocols/instance/index.js';
 import { removeTree, writeTree } from '../helpers/files.js';
 import { recordingLogger } from '../helpers/nodes.js';
 
-const RELEASE = 'bafkreihello';
+// A CID as the protocol wants it (the hello release's).
+const RELEASE = 'bafkreiacchwyroiighucgicji7omsqg7eb7rhc6z2naxq7hmoisehvbslq';
 
 /** A host as the owner sees it: what it was asked, and how it answers (or fails) each call. */
 class FakeHost implements HostApi {
@@ -142,5 +143,12 @@ describe('node/owned: placing what this node requests', () => {
     } finally {
       owned.stop();
     }
+  });
+
+  it('a request the protocol could not carry is refused before any host is asked (a child reference too long, say)', async () => {
+    await assert.rejects(owned.request(request('x'.repeat(300))), (error: Error) => error instanceof InvalidInstanceRequestError && /reference/.test(error.message));
+    await assert.rejects(owned.request({ ...request('web'), release: 'not-a-cid' }), InvalidInstanceRequestError);
+    assert.deepEqual([...hosts.values()].flatMap((host) => host.calls), []);
+    assert.deepEqual(owned.list(), []);
   });
 });
