@@ -1,29 +1,20 @@
 // Deploying an instance into its partition (docs/instances.md, "Deployment"): the node writes the
 // partition's buildout.cfg — the release's instance profile for the software type, and the
-// [slap-connection] section that says how to reach the node — and runs it with the buildout engine in a
-// child process. A child, because a profile that hangs or crashes must not take the node with it and can
-// be killed, and because the recipes ask the node's partition socket synchronously: served by the node's
-// event loop, it would deadlock if they ran on it. Services are not started here: the supervisor starts
-// what the profile left in etc/service and etc/run.
-import { spawn } from 'node:child_process';
+// [slap-connection] section that says how to reach the node — and has one of the process's buildout
+// runners (child processes: buildout-runners.ts says why) install it. Services are not started here: the
+// supervisor starts what the profile left in etc/service and etc/run.
 import {
-  appendFileSync, chmodSync, closeSync, createWriteStream, existsSync, mkdirSync, openSync, readSync, renameSync, rmSync, statSync, writeFileSync,
-  type WriteStream,
+  appendFileSync, chmodSync, closeSync, existsSync, mkdirSync, openSync, readSync, renameSync, rmSync, statSync, writeFileSync,
 } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { buildoutRunners } from './buildout-runners.js';
 import type { Logger } from './log.js';
 import type { RequestedState } from './store.js';
 
-/** The slapmesh command of this very build (dist/cli/bin.js beside dist/node/), run with this Node. */
-const BIN = fileURLToPath(new URL('../cli/bin.js', import.meta.url));
-
 /** An instance profile is offline and small: longer than this, it is stuck. */
 export const DEPLOY_TIMEOUT_MS = 10 * 60_000;
-/** After SIGTERM, the buildout has this long to clean up before its process group is killed. */
+/** After a timeout or an abort, the buildout has this long to clean up before its runner is killed. */
 export const DEPLOY_KILL_GRACE_MS = 5_000;
-/** How long the buildout's output may keep coming once it exited. */
-const OUTPUT_DRAIN_MS = 2_000;
 /** How much of the end of the log the failure message is taken from. */
 const LOG_TAIL_BYTES = 16 * 1024;
 /** Lines of the log a failure message keeps. */
@@ -71,7 +62,7 @@ export class ProfileNotFoundError extends Error {
 /** The instance profile failed, timed out or was stopped; the message is the end of its output. */
 export class DeployError extends Error {
   override name = 'DeployError';
-  constructor(message: string, readonly reason: 'failed' | 'timeout' | 'aborted', readonly logFile: string, readonly exitCode: number | null = null) {
+  constructor(message: string, readonly reason: 'failed' | 'timeout' | 'aborted', readonly logFile: string) {
     super(message);
   }
 }
@@ -98,19 +89,17 @@ export async function deployInstance(init: DeployInit): Promise<DeployResult> {
   appendFileSync(logFile, `\n--- ${new Date().toISOString()} slappart${init.partitionId}: software type ${type}, ${profile}\n`);
   const start = statSync(logFile).size;
   init.log.debug(`slappart${init.partitionId}: running ${profile}`);
-  const log = createWriteStream(logFile, { flags: 'a' });
-  let outcome: Outcome;
-  try {
-    outcome = await runBuildout(folder, config, log, init);
-  } finally {
-    await new Promise<void>((done) => log.end(done));
-  }
+  const outcome = await buildoutRunners().run({
+    configFile: config, cwd: folder, logFile, signal: init.signal,
+    timeoutMs: init.timeoutMs ?? DEPLOY_TIMEOUT_MS, killGraceMs: DEPLOY_KILL_GRACE_MS,
+  });
+  if (outcome.message) appendFileSync(logFile, `${outcome.message}\n`);
   if (outcome.reason === 'ok') return { ok: true, profile, config, logFile };
   const output = lastMeaningfulLines(readFrom(logFile, start));
   const why = outcome.reason === 'timeout'
     ? `the instance profile did not finish within ${(init.timeoutMs ?? DEPLOY_TIMEOUT_MS) / 1000} s`
-    : outcome.reason === 'aborted' ? `deployment stopped: ${reasonOf(init.signal)}` : output ? '' : `the buildout exited with status ${outcome.exitCode}`;
-  throw new DeployError([why, output].filter(Boolean).join('\n'), outcome.reason, logFile, outcome.exitCode);
+    : outcome.reason === 'aborted' ? `deployment stopped: ${reasonOf(init.signal)}` : output ? '' : 'the buildout failed';
+  throw new DeployError([why, output].filter(Boolean).join('\n'), outcome.reason, logFile);
 }
 
 function reasonOf(signal: AbortSignal): string {
@@ -175,73 +164,6 @@ function writeBuildoutConfig(folder: string, profile: string, init: DeployInit):
     rmSync(partial, { force: true });
   }
   return path;
-}
-
-// ---- the child process ----
-
-interface Outcome {
-  reason: 'ok' | 'failed' | 'timeout' | 'aborted';
-  exitCode: number | null;
-}
-
-/** `slapmesh buildout install -c <config>` in the folder, in a process group of its own; its output to the log. */
-async function runBuildout(folder: string, config: string, log: WriteStream, init: DeployInit): Promise<Outcome> {
-  if (init.signal.aborted) return { reason: 'aborted', exitCode: null };
-  const child = spawn(process.execPath, [BIN, 'buildout', 'install', '-c', config], {
-    cwd: folder, detached: true, stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  // Pipes rather than the log file itself: a child whose node died fails on its next write.
-  child.stdout.pipe(log, { end: false });
-  child.stderr.pipe(log, { end: false });
-  const exited = new Promise<number | null>((done) => {
-    child.once('error', (error) => {
-      log.write(`cannot run the buildout: ${error.message}\n`);
-      done(null);
-    });
-    child.once('exit', (code) => {
-      // The output still in the pipes comes before 'close'; a process the buildout left holding them
-      // must not hold the deployment.
-      const late = setTimeout(() => {
-        child.stdout.destroy();
-        child.stderr.destroy();
-        done(code);
-      }, OUTPUT_DRAIN_MS);
-      child.once('close', () => {
-        clearTimeout(late);
-        done(code);
-      });
-    });
-  });
-  let reason: 'timeout' | 'aborted' | undefined;
-  let grace: NodeJS.Timeout | undefined;
-  const stop = (why: 'timeout' | 'aborted') => {
-    if (reason) return;
-    reason = why;
-    killGroup(child.pid, 'SIGTERM');
-    grace = setTimeout(() => killGroup(child.pid, 'SIGKILL'), DEPLOY_KILL_GRACE_MS);
-  };
-  const timer = setTimeout(() => stop('timeout'), init.timeoutMs ?? DEPLOY_TIMEOUT_MS);
-  const onAbort = () => stop('aborted');
-  init.signal.addEventListener('abort', onAbort, { once: true });
-  try {
-    const code = await exited;
-    // What the buildout started and left behind (a command it ran) goes with it when it was stopped.
-    if (reason) killGroup(child.pid, 'SIGKILL');
-    return { reason: reason ?? (code === 0 ? 'ok' : 'failed'), exitCode: code };
-  } finally {
-    clearTimeout(timer);
-    clearTimeout(grace);
-    init.signal.removeEventListener('abort', onAbort);
-  }
-}
-
-function killGroup(pid: number | undefined, signal: NodeJS.Signals): void {
-  if (pid === undefined) return;
-  try {
-    process.kill(-pid, signal);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error;
-  }
 }
 
 // ---- the log ----

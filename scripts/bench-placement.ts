@@ -11,7 +11,7 @@
 //
 // One process rather than one per node: on 2 cores the CPU is the limit either way, and in one process the
 // owner's `instance:changed` events give the moment of readiness without polling, and /proc/self/stat gives
-// the CPU of the nodes and of every buildout they ran (waited-for children).
+// the CPU of the nodes, /proc/<pid>/stat that of the buildout runners (node/buildout-runners.ts).
 import { once } from 'node:events';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -229,28 +229,50 @@ async function check(options: Options, nodes: SlapmeshNode[], outcomes: Outcome[
 
 // ---- CPU, processes, memory ----
 
-/** This process's CPU seconds, and its waited-for children's (every buildout run that exited). */
-function cpuSeconds(): { self: number; children: number } {
-  const fields = readFileSync('/proc/self/stat', 'utf8').split(') ')[1]!.split(' ');
+/** CPU seconds from a /proc stat line: its own (utime + stime) and its waited-for children's (cutime + cstime). */
+function statSeconds(stat: string): { own: number; waited: number } {
+  const fields = stat.split(') ')[1]!.split(' ');
   const tick = (i: number) => Number(fields[i - 3]) / CLOCK_TICKS; // fields numbered from 1, after pid and comm
-  return { self: tick(14) + tick(15), children: tick(16) + tick(17) };
+  return { own: tick(14) + tick(15), waited: tick(16) + tick(17) };
 }
 
-/** Children of this process now: buildouts running, and the rest (services, promises). */
-function children(): { buildouts: number; others: number } {
-  let buildouts = 0;
-  let others = 0;
+/** The pids of this process's children with their command lines. */
+function childProcesses(): { pid: string; command: string }[] {
+  const found: { pid: string; command: string }[] = [];
   for (const task of readdirSync('/proc/self/task')) {
     let list = '';
     try { list = readFileSync(`/proc/self/task/${task}/children`, 'utf8'); } catch { continue; }
     for (const pid of list.split(' ').filter(Boolean)) {
-      let command = '';
-      try { command = readFileSync(`/proc/${pid}/cmdline`, 'utf8'); } catch { continue; }
-      if (command.includes('\0buildout\0install\0')) buildouts++;
-      else others++;
+      try { found.push({ pid, command: readFileSync(`/proc/${pid}/cmdline`, 'utf8') }); } catch { continue; }
     }
   }
-  return { buildouts, others };
+  return found;
+}
+
+const isRunner = (command: string) => command.includes('buildout-runner.js');
+
+/**
+ * CPU seconds of this process (the nodes), of its waited-for children (promise scripts, services that
+ * exited), and of the buildout runners alive now (with the commands they waited for).
+ */
+function cpuSeconds(): { self: number; children: number; runners: number } {
+  const self = statSeconds(readFileSync('/proc/self/stat', 'utf8'));
+  let runners = 0;
+  for (const { pid, command } of childProcesses()) {
+    if (!isRunner(command)) continue;
+    try {
+      const runner = statSeconds(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+      runners += runner.own + runner.waited;
+    } catch { continue; }
+  }
+  return { self: self.own, children: self.waited, runners };
+}
+
+/** Children of this process now: buildout runners, and the rest (services, promises). */
+function children(): { buildouts: number; others: number } {
+  const all = childProcesses();
+  const buildouts = all.filter(({ command }) => isRunner(command)).length;
+  return { buildouts, others: all.length - buildouts };
 }
 
 function availableBytes(): number {
@@ -323,7 +345,9 @@ async function main(): Promise<void> {
       options, setup: { ...setup, cid: undefined }, accepted, ready, failures: failures.length, notReady: outcomes.length - ready.count - failures.length,
       stoppedEarly: abort.signal.aborted ? String((abort.signal.reason as Error).message) : undefined, timedOut: fired.timedOut,
       maxLateMs: fired.maxLateMs, spread: spread(checks.perNode), checks,
-      cpu: { wallS, selfS: cpuAfter.self - cpuBefore.self, childrenS: cpuAfter.children - cpuBefore.children }, processes,
+      cpu: {
+        wallS, selfS: cpuAfter.self - cpuBefore.self, childrenS: cpuAfter.children - cpuBefore.children, runnersS: cpuAfter.runners - cpuBefore.runners,
+      }, processes,
       failureSamples: failures.slice(0, 5),
     };
     if (options.json) console.log(JSON.stringify(result));
@@ -337,7 +361,7 @@ async function main(): Promise<void> {
 type Result = {
   options: Options; setup: Omit<Setup, 'cid'>; accepted: ReturnType<typeof summary>; ready: ReturnType<typeof summary>; failures: number; notReady: number;
   stoppedEarly: string | undefined; timedOut: boolean; maxLateMs: number; spread: ReturnType<typeof spread>; checks: Checks;
-  cpu: { wallS: number; selfS: number; childrenS: number }; processes: ReturnType<Sampler['stop']>; failureSamples: string[];
+  cpu: { wallS: number; selfS: number; childrenS: number; runnersS: number }; processes: ReturnType<Sampler['stop']>; failureSamples: string[];
 };
 
 function print(r: Result): void {
@@ -352,8 +376,9 @@ function print(r: Result): void {
   console.log(`  instances per node: min ${r.spread.min}, median ${r.spread.median}, max ${r.spread.max} [${checks.perNode.join(' ')}]; hosted ${checks.hostedTotal} (${checks.hostedReady} ready); nodes over capacity: ${checks.overCapacity}`);
   console.log(`  urls checked: ${checks.urlsChecked}, wrong: ${checks.urlsWrong.length}${checks.urlsWrong.map((w) => `\n    ${w}`).join('')}`);
   const deployments = Math.max(1, ready.count);
-  console.log(`  CPU over ${cpu.wallS.toFixed(1)} s: nodes ${cpu.selfS.toFixed(1)} s, exited children (buildouts) ${cpu.childrenS.toFixed(1)} s = ${(cpu.childrenS / deployments).toFixed(2)} s per ready instance; ${((cpu.selfS + cpu.childrenS) / cpu.wallS).toFixed(2)} cores busy`);
-  console.log(`  at most ${p.peakBuildouts} buildouts and ${p.peakOthers} other child processes at once; memory available at least ${p.minAvailableGiB.toFixed(1)} GiB`);
+  const total = cpu.selfS + cpu.childrenS + cpu.runnersS;
+  console.log(`  CPU over ${cpu.wallS.toFixed(1)} s: nodes ${cpu.selfS.toFixed(1)} s, buildout runners ${cpu.runnersS.toFixed(1)} s, exited children ${cpu.childrenS.toFixed(1)} s; ${(total / deployments).toFixed(3)} s per ready instance; ${(total / cpu.wallS).toFixed(2)} cores busy`);
+  console.log(`  at most ${p.peakBuildouts} buildout runners and ${p.peakOthers} other child processes at once; memory available at least ${p.minAvailableGiB.toFixed(1)} GiB`);
 }
 
 await main();

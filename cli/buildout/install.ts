@@ -5,6 +5,7 @@ import { install, InstallError, type InstallEvent } from '../../engine/install/i
 import { RecipeError } from '../../engine/install/recipe.js';
 import { CliError, EXIT_OK, type CliIo } from '../io.js';
 import type { CommandContext } from '../main.js';
+import type { Assignment } from '../../engine/config/configuration.js';
 import { assignments, type ProfileFlags } from './flags.js';
 
 interface InstallFlags extends ProfileFlags {
@@ -26,33 +27,52 @@ export function registerInstall(buildout: Command, { io, setExit }: CommandConte
       const jobs = Number(flags.jobs);
       if (!Number.isInteger(jobs) || jobs < 1) throw new CliError(`-j takes a positive number, not ${flags.jobs}`);
       const extra = flags.frozen ? [{ section: 'buildout', option: 'frozen', value: 'true' }] : [];
-      const progress = new Progress(io);
       // Ctrl-C stops the builds; the parts they were making are cleaned up like any failure.
       const controller = new AbortController();
       const stop = () => controller.abort(new Error('interrupted'));
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
       try {
-        const report = await install({
-          configFile: flags.config, cwd: io.cwd, jobs, assignments: [...assignments(args, flags), ...extra],
-          onEvent: (event) => progress.show(event), signal: controller.signal,
-        });
-        progress.clear();
-        const changed = report.installed.length + report.uninstalled.length;
-        io.stdout(changed ? '' : 'Nothing changed.\n');
+        await installProfile({ configFile: flags.config, jobs, assignments: [...assignments(args, flags), ...extra], io, signal: controller.signal });
         setExit(EXIT_OK);
-      } catch (error) {
-        progress.clear();
-        if (error instanceof InstallError) {
-          throw new CliError(error.log ? `${error.message}\n  (full log: ${error.log})` : error.message);
-        }
-        if (error instanceof RecipeError) throw new CliError(error.message);
-        throw error;
       } finally {
         process.off('SIGINT', stop);
         process.off('SIGTERM', stop);
       }
     });
+}
+
+export interface InstallProfileOptions {
+  configFile: string;
+  jobs?: number;
+  assignments?: Assignment[];
+  io: CliIo;
+  signal: AbortSignal;
+}
+
+/**
+ * What `slapmesh buildout install` does, for the command and for the node's buildout runners
+ * (cli/buildout-runner.ts): installs, printing zc.buildout's lines; an expected failure is a CliError.
+ */
+export async function installProfile(options: InstallProfileOptions): Promise<void> {
+  const { io } = options;
+  const progress = new Progress(io);
+  try {
+    const report = await install({
+      configFile: options.configFile, cwd: io.cwd, jobs: options.jobs ?? 1, assignments: options.assignments ?? [],
+      onEvent: (event) => progress.show(event), signal: options.signal,
+    });
+    progress.clear();
+    const changed = report.installed.length + report.uninstalled.length;
+    io.stdout(changed ? '' : 'Nothing changed.\n');
+  } catch (error) {
+    progress.clear();
+    if (error instanceof InstallError) {
+      throw new CliError(error.log ? `${error.message}\n  (full log: ${error.log})` : error.message);
+    }
+    if (error instanceof RecipeError) throw new CliError(error.message);
+    throw error;
+  }
 }
 
 /** zc.buildout's lines (`Installing x.`), plus a live status line on a terminal. */

@@ -8,6 +8,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { registerRecipe, RecipeError, type PartContext, type Recipe, type RecipeInit } from '../install/recipe.js';
 import { pyJson } from './jinja2.js';
+import { checkPromise, IN_PROCESS_CHECKS, PROMISE_MARKER } from './promise-check.js';
 import { callSlap, callSlapSync, connectionOption, nodeEndpoint, slapFailure, type PartitionParameters } from './slap-client.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -262,12 +263,12 @@ function isParameter(option: string): boolean {
 // promise.plugin
 
 /** The SlapOS promise plugins slapmesh can run, by module name (slapos.toolbox's `config-*` keys). */
-const CHECKS = ['check_url_available', 'check_socket_listening', 'check_port_listening', 'check_command_execute'];
+const CHECKS: readonly string[] = [...IN_PROCESS_CHECKS, 'check_command_execute'];
 
 /**
  * `output` (the file), `module` (`slapos.promise.plugin.<check>`), `config-<key>` (the check's
- * settings). The file is an executable script run by this Node: it prints one line and exits 0 when
- * the check passes, 1 when it fails.
+ * settings). The file is an executable script run by this Node (promise-check.ts): it prints one line
+ * and exits 0 when the check passes, 1 when it fails.
  */
 const promisePlugin: Recipe = {
   version: '1',
@@ -300,71 +301,16 @@ async function writePromise(part: PartContext): Promise<string[]> {
   const script = [
     `#!${process.execPath}`,
     `// Written by slapmesh for [${part.name}] (slapos.cookbook:promise.plugin, ${check}): prints one line,`,
-    '// exits 0 when the check passes, 1 when it fails.',
-    `(${runPromise.toString()})(${JSON.stringify(check)}, ${JSON.stringify(config, null, 2)});`,
+    '// exits 0 when the check passes, 1 when it fails. The node runs the check itself when it can (the line below).',
+    // U+2028 and U+2029 would end the comment line.
+    `${PROMISE_MARKER}${JSON.stringify({ check, config }).replace(/\u2028/g, '\\u2028').replace(/\u2029/g, '\\u2029')}`,
+    `(${checkPromise.toString()})(${JSON.stringify(check)}, ${JSON.stringify(config, null, 2)})`,
+    '  .then(({ ok, message }) => process.stdout.write(`${message}\\n`, () => process.exit(ok ? 0 : 1)));',
     '',
   ].join('\n');
   await mkdir(dirname(output), { recursive: true });
   await writeAtomically(output, script, 0o755);
   return [output];
-}
-
-/**
- * The body of every promise script (its source is copied into the file, so it uses nothing from
- * this module): SlapOS's check_url_available, check_socket_listening / check_port_listening and
- * check_command_execute, with their config keys and defaults.
- */
-function runPromise(check: string, config: Record<string, string>): void {
-  let finished = false;
-  const finish = (ok: boolean, message: string): void => {
-    if (finished) return;
-    finished = true;
-    process.stdout.write(`${message.replace(/\s+/g, ' ').trim()}\n`, () => process.exit(ok ? 0 : 1));
-  };
-  const seconds = Number(config['timeout'] || 20);
-  setTimeout(() => finish(false, `Error: no answer within ${seconds} s`), seconds * 1000);
-
-  if (check === 'check_url_available') {
-    const url = config['url'] ?? '';
-    if (!url) return finish(false, 'Error: config-url is not set');
-    const expected = Number(config['http-code'] || config['http_code'] || 200);
-    const ignoreCode = ['1', 'true'].includes(config['ignore-code'] ?? '');
-    const client = url.startsWith('https:') ? process.getBuiltinModule('node:https') : process.getBuiltinModule('node:http');
-    const auth = config['username'] ? `${config['username']}:${config['password'] ?? ''}` : undefined;
-    const verify = ['1', 'true'].includes(config['verify'] ?? '');
-    const request = client.get(url, { rejectUnauthorized: verify, ...(auth ? { auth } : {}) }, (response) => {
-      response.resume();
-      const code = response.statusCode ?? 0;
-      if (ignoreCode || code === expected) finish(true, `${url} answered ${code}`);
-      else finish(false, `Error: ${url} answered ${code}, expected ${expected}`);
-    });
-    request.on('error', (error) => finish(false, `Error: ${url} cannot be reached: ${error.message}`));
-  } else if (check === 'check_socket_listening' || check === 'check_port_listening') {
-    const net = process.getBuiltinModule('node:net');
-    const host = config['host'] || config['hostname'] || '';
-    const path = config['pathname'] || (config['abstract'] ? `\0${config['abstract']}` : '');
-    const port = Number(config['port']);
-    if (!path && (!host || !Number.isInteger(port))) return finish(false, 'Error: set config-host and config-port, config-pathname or config-abstract');
-    const where = path ? `socket ${config['pathname'] || `@${config['abstract']}`}` : `${host.includes(':') ? `[${host}]` : host}:${port}`;
-    const socket = path ? net.connect(path) : net.connect(port, host);
-    socket.on('connect', () => {
-      socket.destroy();
-      finish(true, `${where} is listening`);
-    });
-    socket.on('error', (error) => finish(false, `Error: nothing listening on ${where}: ${error.message}`));
-  } else if (check === 'check_command_execute') {
-    const command = config['command'] ?? '';
-    if (!command) return finish(false, 'Error: config-command is not set');
-    const child = process.getBuiltinModule('node:child_process').spawn('/bin/sh', ['-c', command], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    for (const stream of [child.stdout, child.stderr]) stream.on('data', (chunk: Buffer) => (output = (output + chunk.toString()).slice(-2000)));
-    child.on('close', (code) => {
-      const last = output.trim().split('\n').pop() ?? '';
-      finish(code === 0, code === 0 ? last || `${command} succeeded` : `Error: ${command} failed (exit ${code})${last ? `: ${last}` : ''}`);
-    });
-  } else {
-    finish(false, `Error: unknown check ${check}`);
-  }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -2,10 +2,12 @@
 import { strict as assert } from 'node:assert';
 import { once } from 'node:events';
 import { existsSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { install } from '../../engine/install/installer.js';
+import { PROMISE_MARKER } from '../../engine/recipes/promise-check.js';
 import { NotWatchedError, PromiseRunner, PromisesStoppedError, runPromises, type PromiseResult } from '../../node/promises.js';
 import { removeTree, writeTree } from '../helpers/files.js';
 import { recordingLogger } from '../helpers/nodes.js';
@@ -113,6 +115,32 @@ describe('node/promises', () => {
       const [down] = await runPromises(folder);
       assert.equal(down!.ok, false);
       assert.match(down!.message, new RegExp(`^Error: ${url} cannot be reached: .*ECONNREFUSED`));
+      // The script itself, as a person runs it, says the same.
+      const standalone = spawnSync(join(folder, 'etc', 'plugin', 'hello'), { encoding: 'utf8' });
+      assert.equal(standalone.status, 1);
+      assert.equal(standalone.stdout.trim(), down!.message);
+    });
+
+    it('runs the network checks a script is marked with in its own process, other checks and unmarked files as scripts', async () => {
+      const server = createNetServer().listen(0, '127.0.0.1');
+      await once(server, 'listening');
+      const port = (server.address() as AddressInfo).port;
+      // In a here-document, which sh skips.
+      const marked = (line: string) => `: <<'END'\n${line}\nEND\necho body ran; exit 1`;
+      const marker = (check: string, config: Record<string, string>) => marked(`${PROMISE_MARKER}${JSON.stringify({ check, config })}`);
+      try {
+        // Their bodies fail: a result that holds comes from the marker's check, run by the node.
+        script(folder, 'etc/plugin/a-socket', marker('check_socket_listening', { host: '127.0.0.1', port: String(port) }));
+        script(folder, 'etc/plugin/b-command', marker('check_command_execute', { command: 'true' }));
+        script(folder, 'etc/plugin/c-garbled', marked(`${PROMISE_MARKER}{"check": "check_socket_listening", "config": {"port": 1}`));
+        assert.deepEqual(await runPromises(folder), [
+          { name: 'a-socket', ok: true, message: `127.0.0.1:${port} is listening` },
+          { name: 'b-command', ok: false, message: 'body ran' },
+          { name: 'c-garbled', ok: false, message: 'body ran' },
+        ]);
+      } finally {
+        server.close();
+      }
     });
   });
 

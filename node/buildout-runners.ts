@@ -1,0 +1,201 @@
+// The buildout runners of this process: as many long-lived child processes as cores, each running one
+// instance profile at a time (cli/buildout-runner.ts), fed first come first served. A child rather than
+// this process, because a profile that hangs or crashes must not take the node with it and can be killed,
+// and because the recipes ask the node's partition socket synchronously — served by this event loop, they
+// would deadlock if they ran on it. Long-lived, because starting Node and loading the engine is most of
+// what a deployment costs. Every node in the process shares them: the cores are the machine's.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { appendFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import type { RunnerReply, RunnerRequest } from '../cli/buildout-runner.js';
+import { Limiter } from './limiter.js';
+
+const RUNNER = fileURLToPath(new URL('../cli/buildout-runner.js', import.meta.url));
+
+/** A runner is replaced after this many jobs, so that what a job leaks (memory, handles) does not pile up. */
+export const JOBS_PER_RUNNER = 200;
+/** How long a runner may take to start. */
+export const RUNNER_START_TIMEOUT_MS = 30_000;
+
+export interface BuildoutJob {
+  configFile: string;
+  /** The buildout's folder: the job's working directory. */
+  cwd: string;
+  /** Where its output is appended. */
+  logFile: string;
+  signal: AbortSignal;
+  timeoutMs: number;
+  /** After a timeout or an abort, how long the profile has to clean up before the runner is killed. */
+  killGraceMs: number;
+}
+
+export interface BuildoutOutcome {
+  reason: 'ok' | 'failed' | 'timeout' | 'aborted';
+  /** What went wrong outside the profile's own output (the runner died), if anything. */
+  message?: string;
+}
+
+export interface BuildoutRunnersOptions {
+  /** Runners at most, so jobs at once; default one per core. */
+  size?: number;
+  /** Default JOBS_PER_RUNNER. */
+  jobsPerRunner?: number;
+}
+
+export class BuildoutRunners {
+  private readonly limiter: Limiter;
+  private readonly jobsPerRunner: number;
+  private readonly idle: Runner[] = [];
+
+  constructor(options: BuildoutRunnersOptions = {}) {
+    this.limiter = new Limiter(options.size ?? availableParallelism());
+    this.jobsPerRunner = options.jobsPerRunner ?? JOBS_PER_RUNNER;
+  }
+
+  run(job: BuildoutJob): Promise<BuildoutOutcome> {
+    return this.limiter.run(async () => {
+      if (job.signal.aborted) return { reason: 'aborted' };
+      let runner = this.idle.pop();
+      if (!runner?.usable) runner = new Runner(this.jobsPerRunner);
+      const outcome = await runner.run(job);
+      if (runner.usable) this.idle.push(runner);
+      else runner.retire();
+      return outcome;
+    });
+  }
+}
+
+let shared: BuildoutRunners | undefined;
+
+/** The runners of this process. */
+export function buildoutRunners(): BuildoutRunners {
+  return (shared ??= new BuildoutRunners());
+}
+
+/** One runner process. */
+class Runner {
+  private readonly child: ChildProcess;
+  private readonly ready: Promise<void>;
+  private jobs = 0;
+  private nextId = 1;
+  private exited = false;
+  private exitMessage = '';
+  /** The log of the job in progress: where stray output of the runner goes. */
+  private logFile: string | undefined;
+
+  constructor(private readonly jobsPerRunner: number) {
+    this.child = spawn(process.execPath, [RUNNER], { detached: true, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
+    // The runners never keep the node's process alive; they leave when it does (cli/buildout-runner.ts).
+    this.child.unref();
+    this.child.channel?.unref();
+    for (const stream of [this.child.stdout!, this.child.stderr!]) {
+      (stream as unknown as { unref(): void }).unref();
+      stream.on('data', (data: Buffer) => {
+        if (this.logFile) appendFileSync(this.logFile, data);
+      });
+    }
+    // A failed spawn, or a message that could not be sent: the exit that follows (or none) decides.
+    this.child.on('error', (error) => (this.exitMessage ||= `the buildout runner failed: ${error.message}`));
+    this.child.once('exit', (code, signal) => {
+      this.exited = true;
+      this.exitMessage = `the buildout runner exited ${signal ? `on ${signal}` : `with status ${code}`}`;
+    });
+    this.ready = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`the buildout runner did not start within ${RUNNER_START_TIMEOUT_MS / 1000} s`)), RUNNER_START_TIMEOUT_MS);
+      const onMessage = (reply: RunnerReply) => {
+        if (reply.type !== 'ready') return;
+        done();
+        resolve();
+      };
+      const onExit = () => {
+        done();
+        reject(new Error(this.exitMessage));
+      };
+      const onError = (error: Error) => {
+        done();
+        reject(new Error(`cannot start the buildout runner: ${error.message}`));
+      };
+      const done = () => {
+        clearTimeout(timer);
+        this.child.off('message', onMessage).off('exit', onExit).off('error', onError);
+      };
+      this.child.on('message', onMessage).once('exit', onExit).once('error', onError);
+    });
+    // Awaited by run(); a failed start is its outcome there.
+    this.ready.catch(() => undefined);
+  }
+
+  /** Neither exited nor due to be replaced. */
+  get usable(): boolean {
+    return !this.exited && this.jobs < this.jobsPerRunner;
+  }
+
+  async run(job: BuildoutJob): Promise<BuildoutOutcome> {
+    try {
+      await this.ready;
+    } catch (error) {
+      this.kill();
+      this.exited = true;
+      return { reason: 'failed', message: (error as Error).message };
+    }
+    this.jobs++;
+    const id = this.nextId++;
+    this.logFile = job.logFile;
+    try {
+      return await this.exchange(id, job);
+    } finally {
+      this.logFile = undefined;
+    }
+  }
+
+  /** Sends the job and waits for its end: the runner's answer, its exit, or the kill after a timeout or abort. */
+  private exchange(id: number, job: BuildoutJob): Promise<BuildoutOutcome> {
+    return new Promise((resolve) => {
+      let stopped: 'timeout' | 'aborted' | undefined;
+      let grace: NodeJS.Timeout | undefined;
+      const finish = (outcome: BuildoutOutcome) => {
+        clearTimeout(timer);
+        clearTimeout(grace);
+        job.signal.removeEventListener('abort', onAbort);
+        this.child.off('message', onMessage).off('exit', onExit);
+        resolve(stopped ? { ...outcome, reason: stopped } : outcome);
+      };
+      const onMessage = (reply: RunnerReply) => {
+        if (reply.type === 'done' && reply.id === id) finish({ reason: reply.ok ? 'ok' : 'failed' });
+      };
+      const onExit = () => finish({ reason: 'failed', message: this.exitMessage });
+      const stop = (why: 'timeout' | 'aborted', reason: string) => {
+        if (stopped) return;
+        stopped = why;
+        this.send({ type: 'cancel', id, reason });
+        // A profile that does not stop takes the runner with it; the next job gets a new one.
+        grace = setTimeout(() => this.kill(), job.killGraceMs);
+      };
+      const timer = setTimeout(() => stop('timeout', `no end within ${job.timeoutMs / 1000} s`), job.timeoutMs);
+      const onAbort = () => stop('aborted', String((job.signal.reason as Error | undefined)?.message ?? 'aborted'));
+      this.child.on('message', onMessage).once('exit', onExit);
+      job.signal.addEventListener('abort', onAbort, { once: true });
+      if (this.exited) return onExit();
+      this.send({ type: 'run', id, configFile: job.configFile, cwd: job.cwd, logFile: job.logFile });
+    });
+  }
+
+  /** Lets an idle runner go: it leaves when its channel closes. */
+  retire(): void {
+    if (!this.exited && this.child.connected) this.child.disconnect();
+  }
+
+  private send(request: RunnerRequest): void {
+    if (this.child.connected) this.child.send(request);
+  }
+
+  private kill(): void {
+    if (this.child.pid === undefined) return;
+    try {
+      process.kill(-this.child.pid, 'SIGKILL');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error;
+    }
+  }
+}

@@ -1,0 +1,107 @@
+// The buildout runners with real child processes: reused from job to job, replaced when they die or have
+// done their share, one job per runner at a time.
+import { strict as assert } from 'node:assert';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { BuildoutRunners, type BuildoutJob } from '../../node/buildout-runners.js';
+import { removeTree, writeTree } from '../helpers/files.js';
+import { until } from '../helpers/programs.js';
+
+/** A profile whose one part runs `command` with sh (the runner is the shell's parent: $PPID). */
+const profile = (command: string) => `[buildout]
+parts = run
+[run]
+recipe = plone.recipe.command
+stop-on-error = true
+command = ${command}
+`;
+
+describe('node/buildout-runners', function () {
+  this.timeout(30_000);
+  let root: string;
+  let count = 0;
+
+  beforeEach(() => {
+    root = writeTree({});
+  });
+  afterEach(() => removeTree(root));
+
+  /** A job in a folder of its own running `command`; its log is `<folder>/log`. */
+  function job(command: string, extra: Partial<BuildoutJob> = {}): BuildoutJob {
+    const folder = join(root, `job-${++count}`);
+    mkdirSync(folder);
+    writeFileSync(join(folder, 'buildout.cfg'), profile(command));
+    return {
+      configFile: join(folder, 'buildout.cfg'), cwd: folder, logFile: join(folder, 'log'), signal: new AbortController().signal,
+      timeoutMs: 20_000, killGraceMs: 2_000, ...extra,
+    };
+  }
+  const runnerOf = (done: BuildoutJob) => Number(readFileSync(join(done.cwd, 'runner'), 'utf8'));
+
+  it('runs jobs in their folder, one runner after another job, the output in the job\'s log', async () => {
+    const runners = new BuildoutRunners({ size: 1 });
+    const first = job('echo $PPID > runner');
+    const second = job('echo $PPID > runner');
+    assert.deepEqual(await runners.run(first), { reason: 'ok' });
+    assert.deepEqual(await runners.run(second), { reason: 'ok' });
+    assert.equal(runnerOf(first), runnerOf(second));
+    assert.match(readFileSync(first.logFile, 'utf8'), /Installing run\.\n/);
+  });
+
+  it('a failing profile fails with its output in the log; the runner goes on', async () => {
+    const runners = new BuildoutRunners({ size: 1 });
+    const failing = job('echo $PPID > runner; echo no space left >&2; exit 4');
+    assert.deepEqual(await runners.run(failing), { reason: 'failed' });
+    assert.match(readFileSync(failing.logFile, 'utf8'), /slapmesh: \[run\] install failed: command failed \(exit status 4\)[^]*no space left/);
+    const next = job('echo $PPID > runner');
+    assert.deepEqual(await runners.run(next), { reason: 'ok' });
+    assert.equal(runnerOf(next), runnerOf(failing));
+  });
+
+  it('a runner that dies fails its job with the reason, and the next job gets a new one', async () => {
+    const runners = new BuildoutRunners({ size: 1 });
+    const killer = job('echo $PPID > runner; kill -9 $PPID; sleep 5');
+    const outcome = await runners.run(killer);
+    assert.deepEqual(outcome, { reason: 'failed', message: 'the buildout runner exited on SIGKILL' });
+    const next = job('echo $PPID > runner');
+    assert.deepEqual(await runners.run(next), { reason: 'ok' });
+    assert.notEqual(runnerOf(next), runnerOf(killer));
+  });
+
+  it('a runner that has done its share of jobs is replaced', async () => {
+    const runners = new BuildoutRunners({ size: 1, jobsPerRunner: 2 });
+    const jobs = [job('echo $PPID > runner'), job('echo $PPID > runner'), job('echo $PPID > runner')];
+    for (const each of jobs) assert.deepEqual(await runners.run(each), { reason: 'ok' });
+    const [a, b, c] = jobs.map(runnerOf);
+    assert.equal(a, b);
+    assert.notEqual(b, c);
+  });
+
+  it('as many jobs at once as runners: the others wait their turn', async () => {
+    const runners = new BuildoutRunners({ size: 2 });
+    // Each job records when it started and ended; with two runners, the third starts after one ended.
+    const timeline = join(root, 'timeline');
+    writeFileSync(timeline, '');
+    const jobs = [1, 2, 3].map((n) => job(`echo start ${n} >> ${timeline}; sleep 0.3; echo end ${n} >> ${timeline}`));
+    const outcomes = await Promise.all(jobs.map((each) => runners.run(each)));
+    assert.deepEqual(outcomes, [{ reason: 'ok' }, { reason: 'ok' }, { reason: 'ok' }]);
+    const events = readFileSync(timeline, 'utf8').trim().split('\n');
+    assert.deepEqual(events.slice(0, 2).sort(), ['start 1', 'start 2']);
+    assert.match(events[2]!, /^end [12]$/);
+    assert.equal(events[3], 'start 3');
+  });
+
+  it('abort and timeout stop the job and what it runs', async () => {
+    const runners = new BuildoutRunners({ size: 1 });
+    const controller = new AbortController();
+    const slow = job('echo $$ > shell; exec sleep 60', { signal: controller.signal });
+    const running = runners.run(slow);
+    // The shell writes its pid, then becomes the sleep.
+    await until(() => existsSync(join(slow.cwd, 'shell')) && readFileSync(join(slow.cwd, 'shell'), 'utf8').endsWith('\n'), 'the command to start');
+    const shell = Number(readFileSync(join(slow.cwd, 'shell'), 'utf8'));
+    controller.abort(new Error('destroyed'));
+    assert.equal((await running).reason, 'aborted');
+    assert.throws(() => process.kill(shell, 0), /ESRCH/);
+    assert.equal((await runners.run(job('exec sleep 60', { timeoutMs: 500 }))).reason, 'timeout');
+  });
+});
