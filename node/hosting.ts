@@ -4,9 +4,7 @@
 // restart — asking each owner first whether its copy is still the one placed.
 import { join } from 'node:path';
 import { deployInstance } from './deploy.js';
-import { availableParallelism } from 'node:os';
 import { KeyedQueue } from './keyed-queue.js';
-import { Limiter } from './limiter.js';
 import type { Logger } from './log.js';
 import { PartitionSocket, type ChildAnswer, type ChildRequest, type PartitionParameters } from './partition-socket.js';
 import type { Partitions } from './partitions.js';
@@ -66,11 +64,6 @@ export class HostedInstances {
   /** One deployment at a time per instance; a change asked meanwhile runs once after it. */
   private readonly queue = new KeyedQueue();
   private readonly queued = new Set<string>();
-  /**
-   * Buildouts running at once: one per core. Unbounded, a burst of requests becomes tens of buildout
-   * processes that starve the node's own protocol work (bench:placement measured it).
-   */
-  private readonly deployments = new Limiter(availableParallelism());
   private readonly stopping = new AbortController();
 
   constructor(private readonly init: HostingInit) {
@@ -210,10 +203,11 @@ export class HostedInstances {
       const socket = await this.socketOf(hosted);
       const folder = this.init.partitions.folder(hosted.partition);
       const { partition, type, state, release } = hosted;
-      await this.deployments.run(() => deployInstance({
+      // One per core at once, whatever the burst of requests (node/buildout-runners.ts).
+      await deployInstance({
         folder, partitionId: partition, softwareRoot, type, requestedState: state,
         computerId: this.init.self, releaseCid: release, token: socket.token, socketPath: socket.path, signal, log: this.init.log,
-      }));
+      });
       if (hosted.state === 'stopped') {
         this.init.promises.unwatch(hosted.partition);
         await this.init.supervisor.stop(hosted.partition);

@@ -225,8 +225,12 @@ export class NodeStore {
       const version = readVersion(db, path);
       if (version > SCHEMA_VERSION) throw new StoreVersionError(path, version, SCHEMA_VERSION);
       db.exec('PRAGMA journal_mode = WAL');
-      // FULL: a committed transaction survives a power cut too, not only a crash of the process.
-      db.exec('PRAGMA synchronous = FULL');
+      // NORMAL: a committed transaction survives the process being killed (it is in the WAL, written); a
+      // power cut may undo the last ones, never corrupt the file. FULL would fsync at every commit — an
+      // instance's deployment makes a dozen, each blocking the event loop for milliseconds (bench:placement).
+      // What a lost record means is handled by the protocols: a host that forgot an instance is told so by
+      // its owner's renewal, an owner that forgot one makes the host destroy its copy (docs/instances.md).
+      db.exec('PRAGMA synchronous = NORMAL');
       const store = new NodeStore(db);
       store.#migrate(path);
       return store;
