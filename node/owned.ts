@@ -69,6 +69,23 @@ export function reached(owned: StoredOwned): boolean {
   return owned.state === 'started' ? owned.status === 'ready' : owned.state === 'stopped' ? owned.status === 'stopped' : owned.status === 'destroyed';
 }
 
+/**
+ * The next peer a placement asks: the pinned one, else the best of a fresh ranking leaving out those already
+ * asked (and the host the instance moves from). Ranked again at every try, because a refusal changes the
+ * index (PlacementIndex.refused). Pure, so that the model simulator (simulations/model.ts) places as owners do.
+ */
+export function nextCandidate(index: Pick<PlacementIndex, 'rank'>, release: string, asked: ReadonlySet<string>, pinned?: string): string | undefined {
+  if (pinned) return asked.has(pinned) ? undefined : pinned;
+  return index.rank(release, { limit: 1, exclude: asked })[0];
+}
+
+/** Why a placement failed: nobody to ask, or each refusal. */
+export function placementFailure(reasons: readonly string[]): string {
+  return reasons.length === 0 ? NO_PEER_KNOWN : reasons.join('; ');
+}
+
+export const NO_PEER_KNOWN = 'no peer known with a free partition';
+
 export class OwnedInstances extends TypedEventEmitter<OwnedEvents> {
   private readonly now: () => number;
   /** When each host last answered (a call, a report). */
@@ -186,16 +203,20 @@ export class OwnedInstances extends TypedEventEmitter<OwnedEvents> {
    * reports are stale and it destroys its copy.
    */
   private async place(wanted: StoredOwned, pinned: string | undefined, signal: AbortSignal, previousHost?: string): Promise<StoredOwned> {
-    const exclude = new Set(previousHost ? [previousHost] : []);
-    const candidates = pinned ? [pinned] : this.init.index.rank(wanted.release, { limit: MAX_PLACEMENT_TRIES, exclude });
     const reasons: string[] = [];
     let epoch = wanted.epoch;
     const request = requestOf(wanted);
-    for (const peer of candidates) {
+    // A move never goes back to the host it leaves, unless pinned there.
+    const asked = new Set(previousHost && !pinned ? [previousHost] : []);
+    for (let tries = 0; tries < MAX_PLACEMENT_TRIES; tries++) {
+      const peer = nextCandidate(this.init.index, wanted.release, asked, pinned);
+      if (peer === undefined) break;
+      asked.add(peer);
       signal.throwIfAborted();
       const reservation = await this.call(peer, (host) => host.reserve(request, signal));
       if (!reservation.ok) {
         reasons.push(`${peer}: ${reservation.reason}`);
+        if (reservation.code === 'refused') this.init.index.refused(peer);
         continue;
       }
       this.init.index.reserved(peer);
@@ -219,7 +240,7 @@ export class OwnedInstances extends TypedEventEmitter<OwnedEvents> {
         void this.call(peer, (host) => host.update({ ...request, state: 'destroyed', epoch }, AbortSignal.timeout(HOST_CALL_TIMEOUT_MS)));
       }
     }
-    const why = candidates.length === 0 ? 'no peer known with a free partition' : reasons.join('; ');
+    const why = placementFailure(reasons);
     if (epoch > 0 || wanted.epoch > 0) {
       // It was placed before (or a host may hold an unconfirmed epoch): keep the record, unplaced.
       const unplaced: StoredOwned = { ...wanted, epoch, status: 'refused', message: why, updatedAt: this.now() };

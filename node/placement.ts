@@ -22,8 +22,8 @@ export interface PeerCapacity {
 /** How many peers of each pool a ranking looks at. */
 export const SAMPLE_SIZE = 8;
 
-/** A set with O(1) add, delete and random pick. */
-class SampleSet {
+/** A set with O(1) add, delete and random pick (the model simulator keeps the mesh's holders in one too). */
+export class SampleSet {
   private readonly items: string[] = [];
   private readonly index = new Map<string, number>();
 
@@ -96,6 +96,19 @@ export class PlacementIndex {
     this.unindex(peer);
     peer.free--;
     this.index(peer);
+  }
+
+  /**
+   * A peer refused a reservation (full, or not admitting this requester): not ranked again until its next
+   * advert says otherwise. Otherwise a requester whose view is an advert old keeps asking the holders of a
+   * popular release that filled up meanwhile, and gives up while other peers have room (the model
+   * simulator measured 4% of requests refused so, with 80% of the partitions free).
+   */
+  refused(peerId: string): void {
+    const peer = this.peers.get(peerId);
+    if (!peer || peer.free <= 0) return;
+    this.unindex(peer);
+    peer.free = 0;
   }
 
   /**

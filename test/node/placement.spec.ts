@@ -34,6 +34,19 @@ describe('node/placement: the index a requester ranks peers from', () => {
     assert.equal(index.size, 1);
   });
 
+  it('a peer that refused a reservation is not ranked again until its next advert', () => {
+    const index = new PlacementIndex();
+    index.update({ peerId: 'a', releases: ['rel'], free: 3, total: 3, load: 0 });
+    index.update({ peerId: 'b', releases: [], free: 3, total: 3, load: 0 });
+    index.refused('a');
+    assert.deepEqual(index.rank('rel', { limit: 5 }), ['b']);
+    assert.equal(index.get('a')!.free, 0);
+    index.update({ peerId: 'a', releases: ['rel'], free: 1, total: 3, load: 0 });
+    assert.deepEqual(index.rank('rel', { limit: 5 }), ['a', 'b']);
+    index.refused('unknown');
+    assert.equal(index.size, 2);
+  });
+
   it('among peers alike, the less used and then the less loaded come first', () => {
     const index = new PlacementIndex();
     index.update({ peerId: 'busy', releases: [], free: 1, total: 4, load: 0 });
