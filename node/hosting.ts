@@ -61,6 +61,8 @@ export class HostedInstances {
   private readonly sockets = new Map<number, PartitionSocket>();
   private readonly reservationTimers = new Map<string, NodeJS.Timeout>();
   private readonly reportTimers = new Map<string, NodeJS.Timeout>();
+  /** Per instance, the report on its way to the owner, and the one to send after it. */
+  private readonly reportsInFlight = new Map<string, { next?: { hosted: StoredHosted; status: string } }>();
   /** One deployment at a time per instance; a change asked meanwhile runs once after it. */
   private readonly queue = new KeyedQueue();
   private readonly queued = new Set<string>();
@@ -361,10 +363,21 @@ export class HostedInstances {
   }
 
   /** Tells the owner; retried with back-off until it answers; a `stale` answer destroys this copy. */
+  /**
+   * Tells the owner the instance's status. One report in flight per instance: a change meanwhile is sent
+   * when it ends, the latest only — a deployment's quick succession of statuses costs one or two messages.
+   */
   private sendReport(hosted: StoredHosted, status: string = hosted.status, delay = REPORT_RETRY_MS): void {
     const key = hostedKey(hosted.owner, hosted.reference);
     clearTimeout(this.reportTimers.get(key));
     this.reportTimers.delete(key);
+    const flight = this.reportsInFlight.get(key);
+    if (flight) {
+      flight.next = { hosted, status };
+      return;
+    }
+    const current: { next?: { hosted: StoredHosted; status: string } } = {};
+    this.reportsInFlight.set(key, current);
     const report: InstanceReport = {
       reference: hosted.reference, epoch: hosted.epoch, status, connection: hosted.connection,
       ...(hosted.message !== undefined ? { message: hosted.message } : {}),
@@ -378,9 +391,12 @@ export class HostedInstances {
           const latest = this.init.store.getHosted(hosted.owner, hosted.reference);
           if (latest && latest.epoch === hosted.epoch) await this.destroy(latest, false);
         });
-      } else this.retryReport(hosted, status, delay);
+      } else if (!current.next) this.retryReport(hosted, status, delay);
     }, () => {
-      if (!this.stopping.signal.aborted) this.retryReport(hosted, status, delay);
+      if (!this.stopping.signal.aborted && !current.next) this.retryReport(hosted, status, delay);
+    }).finally(() => {
+      this.reportsInFlight.delete(key);
+      if (current.next && !this.stopping.signal.aborted) this.sendReport(current.next.hosted, current.next.status);
     });
   }
 
