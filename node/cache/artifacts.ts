@@ -48,7 +48,13 @@ export class Artifacts {
     const encoder = new TextEncoder();
     const found: CacheEntry[] = [];
     for (const stored of store.listCacheEntries(key)) {
-      if (this.isTrusted(stored.builder)) found.push(await verifyEntry(encoder.encode(stored.wire)));
+      if (!this.isTrusted(stored.builder)) continue;
+      // Kept once verified, so only a damaged database gives a bad one: it is left out, not fatal.
+      try {
+        found.push(await verifyEntry(encoder.encode(stored.wire)));
+      } catch (error) {
+        log.error(`a stored cache entry for ${key} by ${stored.builder} is unusable: ${(error as Error).message}`);
+      }
     }
     if (found.length === 0 && remote) {
       const decoder = new TextDecoder();
