@@ -9,13 +9,14 @@ import { registerPeers } from './peers/index.js';
 import { registerTrust } from './trust/index.js';
 import { registerRequest } from './request/index.js';
 import { registerInstance } from './instance/index.js';
+import { registerSimulate } from './simulate/index.js';
 import { processIo, type CliIo } from './io.js';
 import { buildProgram, runProgram, type Register } from './program.js';
 
 export { version, type CommandContext } from './program.js';
 
 const COMMANDS: readonly Register[] = [
-  registerNode, registerPeers, registerTrust, registerSupply, registerCache, registerRequest, registerInstance, registerBuildout, registerDemo,
+  registerNode, registerPeers, registerTrust, registerSupply, registerCache, registerRequest, registerInstance, registerBuildout, registerDemo, registerSimulate,
 ];
 
 /** Builds the program; every action reports its exit status through `setExit`. */
