@@ -24,6 +24,9 @@ export const PROMISE_READY_TIMEOUT_MS = 60_000;
 export const PROMISE_INTERVAL_MS = 30_000;
 /** A report the owner did not take is sent again after this (doubling up to a minute). */
 export const REPORT_RETRY_MS = 2_000;
+/** A failed deployment is tried again after this long, then twice as long each time, up to the maximum. */
+export const DEPLOY_RETRY_MS = 5_000;
+export const DEPLOY_RETRY_MAX_MS = 5 * 60_000;
 /** Bound of one call to an owner. */
 export const OWNER_CALL_TIMEOUT_MS = 10_000;
 
@@ -61,6 +64,8 @@ export class HostedInstances {
   private readonly sockets = new Map<number, PartitionSocket>();
   private readonly reservationTimers = new Map<string, NodeJS.Timeout>();
   private readonly reportTimers = new Map<string, NodeJS.Timeout>();
+  /** Per instance whose deployment failed, when it is tried again and the delay before that. */
+  private readonly deployRetries = new Map<string, { timer: NodeJS.Timeout; delay: number }>();
   /** Per instance, the report on its way to the owner, and the one to send after it. */
   private readonly reportsInFlight = new Map<string, { next?: { hosted: StoredHosted; status: string } }>();
   /** One deployment at a time per instance; a change asked meanwhile runs once after it. */
@@ -88,6 +93,7 @@ export class HostedInstances {
   async stop(): Promise<void> {
     this.stopping.abort(new Error('the node is stopping'));
     for (const timer of [...this.reservationTimers.values(), ...this.reportTimers.values()]) clearTimeout(timer);
+    for (const { timer } of this.deployRetries.values()) clearTimeout(timer);
     await this.queue.idle();
     this.init.promises.stopAll();
     await this.init.supervisor.stopAll();
@@ -210,6 +216,7 @@ export class HostedInstances {
         folder, partitionId: partition, softwareRoot, type, requestedState: state,
         computerId: this.init.self, releaseCid: release, token: socket.token, socketPath: socket.path, signal, log: this.init.log,
       });
+      this.forgetRetry(owner, reference);
       if (hosted.state === 'stopped') {
         this.init.promises.unwatch(hosted.partition);
         await this.init.supervisor.stop(hosted.partition);
@@ -227,8 +234,30 @@ export class HostedInstances {
       if (signal.aborted) return;
       this.init.log.error(`${hostedKey(owner, reference)}: ${(error as Error).message}`);
       const latest = this.init.store.getHosted(owner, reference);
-      if (latest) this.setStatus(latest, 'failed', (error as Error).message);
+      if (latest) this.setStatus(latest, 'failed', `${(error as Error).message} (trying again in ${this.retryLater(owner, reference) / 1000} s)`);
     }
+  }
+
+  /**
+   * A deployment that failed is tried again later, as slapgrid does at each run: what failed is often
+   * passing — a provider too busy to answer, a port taken — and giving up would leave the instance failed
+   * for good. Back-off from DEPLOY_RETRY_MS, doubling up to DEPLOY_RETRY_MAX_MS; returns the delay.
+   */
+  private forgetRetry(owner: string, reference: string): void {
+    const key = hostedKey(owner, reference);
+    clearTimeout(this.deployRetries.get(key)?.timer);
+    this.deployRetries.delete(key);
+  }
+
+  private retryLater(owner: string, reference: string): number {
+    const key = hostedKey(owner, reference);
+    const previous = this.deployRetries.get(key);
+    clearTimeout(previous?.timer);
+    const delay = previous ? Math.min(previous.delay * 2, DEPLOY_RETRY_MAX_MS) : DEPLOY_RETRY_MS;
+    const timer = setTimeout(() => this.schedule(owner, reference), delay);
+    timer.unref();
+    this.deployRetries.set(key, { timer, delay });
+    return delay;
   }
 
   /** Runs the promises until all pass (undefined) or PROMISE_READY_TIMEOUT_MS passed (the first failure). */
@@ -289,6 +318,7 @@ export class HostedInstances {
     await this.init.destroyChildren(key).catch((error: Error) => this.init.log.error(`${key}: destroying its children: ${error.message}`));
     await this.init.partitions.free(hosted.partition);
     this.init.store.deleteHosted(hosted.owner, hosted.reference);
+    this.forgetRetry(hosted.owner, hosted.reference);
     clearTimeout(this.reportTimers.get(key));
     this.reportTimers.delete(key);
     this.init.log(`${key} destroyed`);
@@ -299,6 +329,7 @@ export class HostedInstances {
   private async drop(hosted: StoredHosted, why: string): Promise<void> {
     await this.init.partitions.free(hosted.partition);
     this.init.store.deleteHosted(hosted.owner, hosted.reference);
+    this.forgetRetry(hosted.owner, hosted.reference);
     this.init.log.debug(`dropped the reservation of ${hostedKey(hosted.owner, hosted.reference)}: ${why}`);
   }
 

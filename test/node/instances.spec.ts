@@ -38,6 +38,19 @@ recipe = slapos.cookbook:publish
 child-url = $\${child:connection-url}
 `;
 
+/** A profile of type `flaky`: it fails until the file its `flag` parameter names exists. */
+const FLAKY_PROFILE = `[buildout]
+parts = wait
+
+[slap-configuration]
+recipe = slapos.cookbook:slapconfiguration
+
+[wait]
+recipe = plone.recipe.command
+stop-on-error = true
+command = test -e $\${slap-configuration:configuration.flag}
+`;
+
 async function get(url: string): Promise<string> {
   const response = await fetch(url, { signal: AbortSignal.timeout(5000) });
   return (await response.text()).trim();
@@ -100,11 +113,17 @@ describe('node: instances over a mesh', function () {
     cpSync(HELLO, folder, { recursive: true });
     // The tree type: its profile rendered into the software root like instance.cfg.
     writeFileSync(join(folder, 'instance-tree.cfg.in'), TREE_PROFILE);
-    writeFileSync(join(folder, 'software.cfg'), `${readFileSync(join(HELLO, 'software.cfg'), 'utf8').replace('  instance-profile\n', '  instance-profile\n  instance-tree\n')}
+    writeFileSync(join(folder, 'instance-flaky.cfg.in'), FLAKY_PROFILE);
+    writeFileSync(join(folder, 'software.cfg'), `${readFileSync(join(HELLO, 'software.cfg'), 'utf8').replace('  instance-profile\n', '  instance-profile\n  instance-tree\n  instance-flaky\n')}
 [instance-tree]
 recipe = slapos.recipe.template
 url = \${:_profile_base_location_}/instance-tree.cfg.in
 output = \${buildout:directory}/instance-tree.cfg
+
+[instance-flaky]
+recipe = slapos.recipe.template
+url = \${:_profile_base_location_}/instance-flaky.cfg.in
+output = \${buildout:directory}/instance-flaky.cfg
 `);
     a = await start();
     b = await start();
@@ -200,6 +219,19 @@ output = \${buildout:directory}/instance-tree.cfg
     await callControl(b.options.dataDir, 'instance.destroy', { reference: 'tree' });
     while (a.instances!.owned.get(`${b.peerId}/tree/child`)) await once(a.instances!.owned, 'instance:changed');
     assert.deepEqual(await callControl(a.options.dataDir, 'instance.list', { hosted: true }), []);
+  });
+
+  it('a deployment that failed is tried again, with back-off, until it passes', async () => {
+    const flag = join(dirs[0]!, 'flaky-flag');
+    const params = { reference: 'flaky', type: 'flaky', parameters: { flag } };
+    const failed = await request(b, { ...params, waitMs: WAIT_MS });
+    assert.equal(failed.reached, false);
+    assert.equal(failed.instance.status, 'failed');
+    assert.match(failed.instance.message ?? '', /test -e .*flaky-flag[^]*\(trying again in 5 s\)$/);
+    writeFileSync(flag, '');
+    // Nothing asks for it again: the host's retry makes it ready.
+    await ownedUntil(b, 'flaky', (owned) => owned.status === 'ready');
+    await request(b, { ...params, state: 'destroyed', waitMs: WAIT_MS });
   });
 
   it('A restarted brings its instances back, after asking their owner', async () => {
