@@ -4,10 +4,9 @@
 import { fileURLToPath } from 'node:url';
 import { ControlError } from '../node/control.js';
 import type { InstanceJson } from '../node/instances.js';
-import { histogram, niceWidth, percentile, round, runningCount } from './distribution.js';
+import { downsample, histogram, niceWidth, percentile, round, runningCount } from './distribution.js';
 import { referencesPlacedTwice, type HostedListing, type InstancesRecord, type RequestRecord } from './instance-assertions.js';
 import type { Mesh, MeshNode } from './mesh.js';
-import { downsample } from './plot-points.js';
 import { pollUntil, settled, sleep } from './polling.js';
 import type { Metrics, Plot } from './types.js';
 

@@ -25,7 +25,7 @@ import { judge } from './assertions.js';
 import { ModelMesh, type ModelNode, type Requester } from './model-mesh.js';
 import { EventQueue } from './model-queue.js';
 import { modelAssertions, type ModelRecord, type RequestRecord } from './model-record.js';
-import { downsample, histogram, percentile, sortedOf } from './model-stats.js';
+import { downsample, histogram, percentile } from './distribution.js';
 import { exponential, forkRandom, randomInt, sampleDistinct, seededRandom, zipf } from './random.js';
 import type { Plot, SimulationOptions, SimulationResult } from './types.js';
 
@@ -67,8 +67,6 @@ export interface ModelOptions extends SimulationOptions {
   cache?: 'mesh' | 'never';
 }
 
-/** Points per plot at most. */
-const MAX_POINTS = 500;
 /** Buckets of the latency histograms. */
 const HISTOGRAM_BUCKETS = 40;
 /** A dead peer leaves the tables after this many advert intervals of silence (node/node.ts: peerTtlMs default). */
@@ -322,8 +320,8 @@ export async function runModel(options: ModelOptions): Promise<SimulationResult>
   const assertions = judge(modelAssertions, record);
   const wallSeconds = (performance.now() - started) / 1000;
 
-  const acceptedSorted = sortedOf(accepted);
-  const readySorted = sortedOf(ready);
+  // No request placed (or ready): 0 rather than NaN, which JSON cannot carry.
+  const quantile = (values: number[], p: number) => (values.length ? percentile(values, p) : 0);
   const builds = mesh.builds.length;
   const live = new Map<string, number>();
   for (const node of mesh.nodes) if (node.alive) for (const reference of node.hosted) live.set(reference, (live.get(reference) ?? 0) + 1);
@@ -336,10 +334,10 @@ export async function runModel(options: ModelOptions): Promise<SimulationResult>
     triesRefusedNoFreePartition: counts.triesFull,
     triesUnreachable: counts.triesUnreachable,
     triesNotConfirmed: counts.triesExpired,
-    acceptedP50Ms: round(percentile(acceptedSorted, 0.5)),
-    acceptedP99Ms: round(percentile(acceptedSorted, 0.99)),
-    readyP50Ms: round(percentile(readySorted, 0.5)),
-    readyP99Ms: round(percentile(readySorted, 0.99)),
+    acceptedP50Ms: round(quantile(accepted, 50)),
+    acceptedP99Ms: round(quantile(accepted, 99)),
+    readyP50Ms: round(quantile(ready, 50)),
+    readyP99Ms: round(quantile(ready, 99)),
     cacheHits: mesh.cacheHits,
     builds,
     cacheHitRatio: round(mesh.cacheHits + builds > 0 ? mesh.cacheHits / (mesh.cacheHits + builds) : 0, 4),
@@ -358,33 +356,33 @@ export async function runModel(options: ModelOptions): Promise<SimulationResult>
 
   return {
     scenario: 'model', nodes, seconds: round(wallSeconds, 2), ok: assertions.every((assertion) => assertion.ok), assertions, metrics,
-    plots: plots(acceptedSorted, readySorted, mesh.cacheSeries, samples),
+    plots: plots(accepted, ready, mesh.cacheSeries, samples),
   };
 }
 
 function plots(
-  accepted: Float64Array, ready: Float64Array, cache: readonly { at: number; hits: number; builds: number }[],
+  accepted: readonly number[], ready: readonly number[], cache: readonly { at: number; hits: number; builds: number }[],
   samples: readonly { at: number; usedShare: number; alive: number; converged: number }[],
 ): Plot[] {
   const seconds = (ms: number) => round(ms / 1000, 3);
-  const line = (pick: (s: (typeof samples)[number]) => number) => downsample(samples.map((s) => [seconds(s.at), pick(s)]), MAX_POINTS);
+  const line = (pick: (s: (typeof samples)[number]) => number) => downsample(samples.map((s) => [seconds(s.at), pick(s)]));
   return [
     {
       id: 'accepted-latency', title: 'Time from request to confirmed placement', kind: 'bars',
       x: { label: 'accepted after', unit: 'ms' }, y: { label: 'requests' },
-      series: [{ name: 'accepted', points: histogram(accepted, HISTOGRAM_BUCKETS) }],
+      series: [{ name: 'accepted', points: histogram(accepted, HISTOGRAM_BUCKETS, undefined, 99.9) }],
     },
     {
       id: 'ready-latency', title: 'Time from request to a ready instance', kind: 'bars',
       x: { label: 'ready after', unit: 's' }, y: { label: 'instances' },
-      series: [{ name: 'ready', points: histogram(Float64Array.from(ready, (ms) => ms / 1000), HISTOGRAM_BUCKETS) }],
+      series: [{ name: 'ready', points: histogram(ready.map((ms) => ms / 1000), HISTOGRAM_BUCKETS, undefined, 99.9) }],
     },
     {
       id: 'cache-over-time', title: 'Releases supplied from a peer\'s artifact vs built', kind: 'step',
       x: { label: 'time', unit: 's' }, y: { label: 'supplies (cumulative)' },
       series: [
-        { name: 'cache hits', points: downsample([[0, 0], ...cache.map((c): [number, number] => [seconds(c.at), c.hits])], MAX_POINTS) },
-        { name: 'builds', points: downsample([[0, 0], ...cache.map((c): [number, number] => [seconds(c.at), c.builds])], MAX_POINTS) },
+        { name: 'cache hits', points: downsample([[0, 0], ...cache.map((c): [number, number] => [seconds(c.at), c.hits])]) },
+        { name: 'builds', points: downsample([[0, 0], ...cache.map((c): [number, number] => [seconds(c.at), c.builds])]) },
       ],
     },
     {

@@ -3,13 +3,12 @@
 // second and two and a half hosting leases: back soon, it brings its instances back itself; gone longer, their
 // owners move them, and on its return it destroys the superseded copies. Nothing may be lost either way.
 import { judge } from '../assertions.js';
-import { percentile, round } from '../distribution.js';
+import { downsample, percentile, round } from '../distribution.js';
 import {
   CAPACITY_RESPECTED, EVERY_REQUEST_ANSWERED, lostOnRestart, NO_REFERENCE_PLACED_TWICE, NOTHING_LOST_ON_RESTART, type KillRecord,
 } from '../instance-assertions.js';
 import { InstanceTraffic, requestersInformed, supplyHello } from '../instance-traffic.js';
 import { Mesh, type MeshNode } from '../mesh.js';
-import { downsample } from '../plot-points.js';
 import { sleep } from '../polling.js';
 import { forkRandom, sampleDistinct, seededRandom, type Random } from '../random.js';
 import type { Scenario } from '../scenario.js';

@@ -4,9 +4,8 @@
 // a joining mesh is each node asking its new peers for theirs, and the first advert each one publishes.
 import { DEFAULT_ADVERT_INTERVAL_MS } from '../../node/adverts.js';
 import { assertion, judge } from '../assertions.js';
-import { percentile, round } from '../distribution.js';
+import { downsample, percentile, round } from '../distribution.js';
 import { Mesh, type MeshNode } from '../mesh.js';
-import { downsample } from '../plot-points.js';
 import { pollUntil, settled } from '../polling.js';
 import type { Scenario } from '../scenario.js';
 import type { Plot, SimulationOptions, SimulationResult } from '../types.js';
