@@ -76,11 +76,25 @@ export class MeshCache implements RemoteCache {
     return found;
   }
 
+  /**
+   * Fetches from the providers known, then — if none of them gave it (too busy to answer in time, say) —
+   * once more from all the DHT finds: by then more peers may hold it, and the busy ones may have caught up.
+   */
   async fetch(cid: string, entry: CacheEntry | undefined, signal: AbortSignal): Promise<{ peer: string }> {
     // An artifact's builder and the peers listing its release likely hold it; a bundle's CID is its release's.
     const release = entry ? parseKey(entry.key) : undefined;
     const known = entry ? [entry.builder] : [];
-    const peers = await this.providers(cid, release?.kind === 'release' ? release.id : entry ? undefined : cid, known, signal);
+    const advertised = release?.kind === 'release' ? release.id : entry ? undefined : cid;
+    try {
+      return await this.fetchFrom(await this.providers(cid, advertised, known, signal), cid, entry, signal);
+    } catch (error) {
+      signal.throwIfAborted();
+      this.init.log(`fetching ${cid} again, from every provider the DHT knows: ${(error as Error).message}`);
+      return await this.fetchFrom(await this.providers(cid, advertised, known, signal, Infinity), cid, entry, signal);
+    }
+  }
+
+  private async fetchFrom(peers: readonly string[], cid: string, entry: CacheEntry | undefined, signal: AbortSignal): Promise<{ peer: string }> {
     const order = rankProviders(peers, cid, this.penalisedUntil, this.now());
     let last = '';
     await fetchBlob({
@@ -109,20 +123,20 @@ export class MeshCache implements RemoteCache {
 
   /**
    * Peers that may hold `cid`: `known` ones, those advertising `release`, the DHT's providers, else the
-   * connected ones (never this node). The DHT is asked only while fewer than ENOUGH_PROVIDERS are known: a
+   * connected ones (never this node). The DHT is asked only while fewer than `enough` are known: a
    * search runs to its timeout in a large mesh (the cache simulation measured 5–6 s at 50 nodes, the
    * providers found in the first second), and a supply makes three.
    */
-  private async providers(cid: string, release: string | undefined, known: readonly string[], signal: AbortSignal): Promise<string[]> {
+  private async providers(cid: string, release: string | undefined, known: readonly string[], signal: AbortSignal, enough = ENOUGH_PROVIDERS): Promise<string[]> {
     const peers = new Set([...known, ...(release ? this.init.advertisers(release) : [])]);
     peers.delete(this.init.self);
     const search = AbortSignal.any([signal, AbortSignal.timeout(this.init.findProvidersTimeoutMs ?? FIND_PROVIDERS_TIMEOUT_MS)]);
     let fromDht = 0;
     try {
-      if (peers.size < ENOUGH_PROVIDERS) {
+      if (peers.size < enough) {
         for await (const provider of this.init.routing.findProviders(CID.parse(cid), { signal: search })) {
           if (provider.id.toString() !== this.init.self) peers.add(provider.id.toString());
-          if (++fromDht >= MAX_DHT_PROVIDERS || peers.size >= ENOUGH_PROVIDERS) break;
+          if (++fromDht >= MAX_DHT_PROVIDERS || peers.size >= enough) break;
         }
       }
     } catch (error) {
