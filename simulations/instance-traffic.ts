@@ -26,6 +26,25 @@ export interface TrafficOptions {
   progress?: (line: string) => void;
 }
 
+/** Waits for the requesters to hold every advert before requesting. */
+export const INFORMED_TIMEOUT_MS = 120_000;
+
+/** The start of every instance scenario: the mesh up, its first node builds hello, the requesters told of it. */
+export async function startWithHello(mesh: Mesh, requesterCount: number, progress: (line: string) => void, signal?: AbortSignal): Promise<{
+  startedS: number; supplied: { cid: string; seconds: number }; requesters: MeshNode[]; informed: boolean;
+}> {
+  progress(`starting ${mesh.nodes.length} nodes (one process each)`);
+  await mesh.start();
+  const startedS = mesh.now() / 1000;
+  const builder = mesh.nodes[0]!;
+  progress(`${builder.name} supplies examples/hello (builds it)`);
+  const supplied = await supplyHello(builder);
+  const requesters = mesh.nodes.slice(0, requesterCount);
+  const informed = await requestersInformed(mesh, requesters, builder, supplied.cid, INFORMED_TIMEOUT_MS, signal);
+  progress(informed ? 'the requesters hold every advert' : 'the requesters do not hold every advert yet: requesting anyway');
+  return { startedS, supplied, requesters, informed };
+}
+
 /** Supplies the hello release on `node` (it builds it); its CID and how long it took. */
 export async function supplyHello(node: MeshNode): Promise<{ cid: string; seconds: number }> {
   const started = Date.now();

@@ -7,14 +7,13 @@ import { downsample, percentile, round } from '../distribution.js';
 import {
   CAPACITY_RESPECTED, EVERY_REQUEST_ANSWERED, lostOnRestart, NO_REFERENCE_PLACED_TWICE, NOTHING_LOST_ON_RESTART, type KillRecord,
 } from '../instance-assertions.js';
-import { InstanceTraffic, requestersInformed, supplyHello } from '../instance-traffic.js';
+import { InstanceTraffic, startWithHello } from '../instance-traffic.js';
 import { Mesh, type MeshNode } from '../mesh.js';
 import { sleep } from '../polling.js';
 import { forkRandom, sampleDistinct, seededRandom, type Random } from '../random.js';
 import type { Scenario } from '../scenario.js';
 import type { InstanceJson } from '../../node/instances.js';
 import type { SimulationOptions, SimulationResult } from '../types.js';
-import { INFORMED_TIMEOUT_MS } from './placement.js';
 
 /** Share of the nodes killed and restarted. */
 export const CHURN_SHARE = 0.3;
@@ -65,14 +64,7 @@ export function churnScenario(settings: ChurnSettings): Scenario {
         spec: (_, ids) => ({ partitions: partitions, trust: ids.slice(0, requesterCount) }),
       });
       try {
-        progress(`starting ${options.nodes} nodes (one process each)`);
-        await mesh.start();
-        const builder = mesh.nodes[0]!;
-        progress(`${builder.name} supplies examples/hello (builds it)`);
-        const supplied = await supplyHello(builder);
-        const requesters = mesh.nodes.slice(0, requesterCount);
-        const informed = await requestersInformed(mesh, requesters, builder, supplied.cid, INFORMED_TIMEOUT_MS, signal);
-        progress(informed ? 'the requesters hold every advert' : 'the requesters do not hold every advert yet: requesting anyway');
+        const { supplied, requesters, informed } = await startWithHello(mesh, requesterCount, progress, signal);
 
         const protectedCount = Math.max(requesterCount, mesh.seeds.length);
         const candidates = mesh.nodes.slice(protectedCount);

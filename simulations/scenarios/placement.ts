@@ -5,7 +5,7 @@
 import { judge } from '../assertions.js';
 import { percentile, round } from '../distribution.js';
 import { CAPACITY_RESPECTED, EVERY_REQUEST_ANSWERED, NO_REFERENCE_PLACED_TWICE } from '../instance-assertions.js';
-import { InstanceTraffic, requestersInformed, supplyHello } from '../instance-traffic.js';
+import { InstanceTraffic, startWithHello } from '../instance-traffic.js';
 import { Mesh } from '../mesh.js';
 import type { Scenario } from '../scenario.js';
 import type { SimulationOptions, SimulationResult } from '../types.js';
@@ -23,8 +23,6 @@ export interface PlacementSettings {
 export const PLACEMENT_DEFAULTS: PlacementSettings = { partitions: 3, requestRate: 1, settleTimeoutMs: 180_000 };
 /** Nodes making the requests (the first ones, the builder among them). */
 export const MAX_REQUESTERS = 5;
-/** Waits for the requesters to hold every advert before requesting. */
-export const INFORMED_TIMEOUT_MS = 120_000;
 
 export const PLACEMENT_ASSERTIONS = [EVERY_REQUEST_ANSWERED, NO_REFERENCE_PLACED_TWICE, CAPACITY_RESPECTED];
 
@@ -50,15 +48,7 @@ export function placementScenario(settings: PlacementSettings): Scenario {
         spec: (_, ids) => ({ partitions, trust: ids.slice(0, requesterCount) }),
       });
       try {
-        progress(`starting ${options.nodes} nodes (one process each)`);
-        await mesh.start();
-        const startedS = mesh.now() / 1000;
-        const builder = mesh.nodes[0]!;
-        progress(`${builder.name} supplies examples/hello (builds it)`);
-        const supplied = await supplyHello(builder);
-        const requesters = mesh.nodes.slice(0, requesterCount);
-        const informed = await requestersInformed(mesh, requesters, builder, supplied.cid, INFORMED_TIMEOUT_MS, signal);
-        progress(informed ? 'the requesters hold every advert' : 'the requesters do not hold every advert yet: requesting anyway');
+        const { startedS, supplied, requesters, informed } = await startWithHello(mesh, requesterCount, progress, signal);
 
         const traffic = new InstanceTraffic(mesh, requesters, supplied.cid, { ...(signal ? { signal } : {}), progress });
         const firstRequestMs = mesh.now();
