@@ -164,8 +164,10 @@ describe('node/supervisor', () => {
 
   it('kills a program that ignores SIGTERM after the grace time', async () => {
     supervisor = make({ graceMs: 50 });
-    program(folder, 'etc/service/stubborn', "trap '' TERM\nexec sleep 1000");
+    // It says when it ignores SIGTERM: stopped before that, on a busy machine, SIGTERM would end it.
+    program(folder, 'etc/service/stubborn', "trap '' TERM\ntouch ignoring\nexec sleep 1000");
     await supervisor.start(0, folder);
+    await until(() => existsSync(join(folder, 'ignoring')), 'the program to ignore SIGTERM');
     const exit = next('service:exit', named('stubborn'));
     await supervisor.stop(0);
     assert.equal((await exit).signal, 'SIGKILL');
