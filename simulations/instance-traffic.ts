@@ -7,6 +7,14 @@ import type { InstanceJson } from '../node/instances.js';
 import { downsample, histogram, niceWidth, percentile, round, runningCount } from './distribution.js';
 import { referencesPlacedTwice, type HostedListing, type InstancesRecord, type RequestRecord } from './instance-assertions.js';
 import type { Mesh, MeshNode } from './mesh.js';
+
+/** What the instance scenarios use of a node: its name, its PeerId, its control socket. */
+export type TrafficNode = Pick<MeshNode, 'name' | 'peerId' | 'call' | 'alive'>;
+/** What they use of a mesh — of node processes (mesh.ts) or of nodes in this process (in-process-mesh.ts). */
+export interface TrafficMesh<N extends TrafficNode = TrafficNode> extends Pick<Mesh, 'now' | 'start'> {
+  readonly nodes: readonly N[];
+  aliveNodes(): N[];
+}
 import { pollUntil, settled, sleep } from './polling.js';
 import type { Metrics, Plot } from './types.js';
 
@@ -30,10 +38,10 @@ export interface TrafficOptions {
 export const INFORMED_TIMEOUT_MS = 120_000;
 
 /** The start of every instance scenario: the mesh up, its first node builds hello, the requesters told of it. */
-export async function startWithHello(mesh: Mesh, requesterCount: number, progress: (line: string) => void, signal?: AbortSignal): Promise<{
-  startedS: number; supplied: { cid: string; seconds: number }; requesters: MeshNode[]; informed: boolean;
+export async function startWithHello<N extends TrafficNode>(mesh: TrafficMesh<N>, requesterCount: number, progress: (line: string) => void, signal?: AbortSignal): Promise<{
+  startedS: number; supplied: { cid: string; seconds: number }; requesters: N[]; informed: boolean;
 }> {
-  progress(`starting ${mesh.nodes.length} nodes (one process each)`);
+  progress(`starting the nodes`);
   await mesh.start();
   const startedS = mesh.now() / 1000;
   const builder = mesh.nodes[0]!;
@@ -46,7 +54,7 @@ export async function startWithHello(mesh: Mesh, requesterCount: number, progres
 }
 
 /** Supplies the hello release on `node` (it builds it); its CID and how long it took. */
-export async function supplyHello(node: MeshNode): Promise<{ cid: string; seconds: number }> {
+export async function supplyHello(node: TrafficNode): Promise<{ cid: string; seconds: number }> {
   const started = Date.now();
   const result = await node.call<{ cid: string }>('supply', { release: HELLO_PROFILE }, { idleTimeoutMs: SUPPLY_IDLE_TIMEOUT_MS });
   return { cid: result.cid, seconds: (Date.now() - started) / 1000 };
@@ -56,7 +64,7 @@ export async function supplyHello(node: MeshNode): Promise<{ cid: string; second
  * Waits until each requester holds the advert of every other node, and the holder's lists `release`: placement
  * then ranks the whole mesh. False when that did not happen in time (the run goes on with what they know).
  */
-export function requestersInformed(mesh: Mesh, requesters: readonly MeshNode[], holder: MeshNode, release: string, timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
+export function requestersInformed(mesh: TrafficMesh, requesters: readonly TrafficNode[], holder: TrafficNode, release: string, timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
   return pollUntil(async () => {
     const views = await Promise.all(requesters.map((node) => settled(node.call<{ peerId: string; releases: { cid: string }[] }[]>('peers'))));
     return views.every((peers, i) => {
@@ -80,7 +88,7 @@ export class InstanceTraffic {
   private watching?: AbortController;
   private loops: Promise<void>[] = [];
 
-  constructor(private readonly mesh: Mesh, private readonly requesters: readonly MeshNode[], private readonly release: string, private readonly options: TrafficOptions = {}) {}
+  constructor(private readonly mesh: TrafficMesh, private readonly requesters: readonly TrafficNode[], private readonly release: string, private readonly options: TrafficOptions = {}) {}
 
   /** Fires `count` requests, one every 1/rate s whatever became of the previous ones, round-robin over the requesters; resolves once every call answered. */
   async fire(count: number, ratePerSecond: number): Promise<void> {

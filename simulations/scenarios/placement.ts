@@ -1,12 +1,13 @@
-// `slapmesh simulate placement`: N nodes (one process each) with a few partitions each; the first builds the
-// hello release; a few requesters then place many instances, each with its own reference, at a steady rate.
+// `slapmesh simulate placement`: N nodes (in this process: in-process-mesh.ts says why) with a few partitions
+// each; the first builds the hello release; a few requesters then place many instances, each with its own
+// reference, at a steady rate.
 // Hosts trust the requesters, so each supplies the release on demand (from the builder's artifact, or a peer
 // that has it since). Judged: every request answered, no reference live twice, no node over capacity.
 import { judge } from '../assertions.js';
 import { percentile, round } from '../distribution.js';
 import { CAPACITY_RESPECTED, EVERY_REQUEST_ANSWERED, NO_REFERENCE_PLACED_TWICE } from '../instance-assertions.js';
 import { InstanceTraffic, startWithHello } from '../instance-traffic.js';
-import { Mesh } from '../mesh.js';
+import { InProcessMesh } from '../in-process-mesh.js';
 import type { Scenario } from '../scenario.js';
 import type { SimulationOptions, SimulationResult } from '../types.js';
 
@@ -43,10 +44,8 @@ export function placementScenario(settings: PlacementSettings): Scenario {
       const signal = options.signal;
       const requestCount = options.requests ?? defaultRequests(options.nodes);
       const requesterCount = Math.min(MAX_REQUESTERS, options.nodes);
-      const mesh = await Mesh.create({
-        nodes: options.nodes, progress, ...(signal ? { signal } : {}),
-        spec: (_, ids) => ({ partitions, trust: ids.slice(0, requesterCount) }),
-      });
+      // In this process: nothing is killed here, and on a small machine the nodes' own work is what is measured.
+      const mesh = new InProcessMesh({ nodes: options.nodes, progress, spec: (_, ids) => ({ partitions, trust: ids.slice(0, requesterCount) }) });
       try {
         const { startedS, supplied, requesters, informed } = await startWithHello(mesh, requesterCount, progress, signal);
 
