@@ -26,7 +26,7 @@ export function simulationNames(): string[] {
 
 export function registerSimulate(program: Command, { io, setExit }: CommandContext): void {
   program.command('simulate')
-    .description('run a simulation: real nodes on 127.0.0.1, one process each (join, placement, churn, …), or the model (no network)')
+    .description('run a simulation: real nodes on 127.0.0.1 (join, cache, placement, churn, adversary; processes killed with SIGKILL in churn), or the model (no network)')
     .argument('<scenario>', `one of: ${simulationNames().join(', ')}`)
     .option('--nodes <n>', "how many nodes (default: the scenario's)")
     .option('--requests <m>', 'instance requests, for the scenarios that make them')
