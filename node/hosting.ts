@@ -238,17 +238,18 @@ export class HostedInstances {
     }
   }
 
-  /**
-   * A deployment that failed is tried again later, as slapgrid does at each run: what failed is often
-   * passing — a provider too busy to answer, a port taken — and giving up would leave the instance failed
-   * for good. Back-off from DEPLOY_RETRY_MS, doubling up to DEPLOY_RETRY_MAX_MS; returns the delay.
-   */
+  /** A deployment went through (or the instance is gone): no retry planned, and the back-off starts afresh. */
   private forgetRetry(owner: string, reference: string): void {
     const key = hostedKey(owner, reference);
     clearTimeout(this.deployRetries.get(key)?.timer);
     this.deployRetries.delete(key);
   }
 
+  /**
+   * A deployment that failed is tried again later, as slapgrid does at each run: what failed is often
+   * passing — a provider too busy to answer, a port taken — and giving up would leave the instance failed
+   * for good. Back-off from DEPLOY_RETRY_MS, doubling up to DEPLOY_RETRY_MAX_MS; returns the delay.
+   */
   private retryLater(owner: string, reference: string): number {
     const key = hostedKey(owner, reference);
     const previous = this.deployRetries.get(key);
@@ -393,10 +394,10 @@ export class HostedInstances {
     return this.init.store.getHosted(hosted.owner, hosted.reference) ?? hosted;
   }
 
-  /** Tells the owner; retried with back-off until it answers; a `stale` answer destroys this copy. */
   /**
-   * Tells the owner the instance's status. One report in flight per instance: a change meanwhile is sent
-   * when it ends, the latest only — a deployment's quick succession of statuses costs one or two messages.
+   * Tells the owner the instance's status, retried with back-off until it answers; a `stale` answer destroys
+   * this copy. One report in flight per instance: a change meanwhile is sent when it ends, the latest only —
+   * a deployment's quick succession of statuses costs one or two messages.
    */
   private sendReport(hosted: StoredHosted, status: string = hosted.status, delay = REPORT_RETRY_MS): void {
     const key = hostedKey(hosted.owner, hosted.reference);
