@@ -1,7 +1,6 @@
 // Instances on a node (docs/instances.md): the owner side (OwnedInstances) and the host side
 // (HostedInstances) wired to the instance protocol, the placement index fed by adverts, the partitions,
 // the supervisor and the promises; and the control socket's `request` and `instance.*` methods.
-import type { PeerId } from '@libp2p/interface';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { availableParallelism, loadavg } from 'node:os';
 import { join } from 'node:path';
@@ -18,7 +17,7 @@ import { PromiseRunner } from './promises.js';
 import type { Releases } from './releases.js';
 import type { InstanceRequest, NodeStore, RequestedState, StoredHosted, StoredOwned } from './store.js';
 import { Supervisor } from './supervisor.js';
-import { parseBlobCid } from './cache/cid.js';
+import { isBlobCid } from './cache/cid.js';
 import { instanceProtocol, type InstanceProtocol, type InstanceService } from '../protocols/instance/index.js';
 
 export interface InstancesInit {
@@ -120,7 +119,7 @@ export class Instances {
       ['request', async (params, emit) => {
         const { request, peer, waitMs } = this.parseRequest(params);
         // A path or URL is bundled here: the request carries the CID, hosts fetch the bundle from this node.
-        if (!isCid(request.release)) request.release = (await this.init.releases.bundle(request.release, this.init.signal)).cid;
+        if (!isBlobCid(request.release)) request.release = (await this.init.releases.bundle(request.release, this.init.signal)).cid;
         this.indexSelf();
         const onChange = (event: CustomEvent<StoredOwned>) => {
           if (event.detail.reference === request.reference) emit({ status: event.detail.status, ...(event.detail.message ? { message: event.detail.message } : {}) });
@@ -194,7 +193,7 @@ export class Instances {
         renew: async (instances) => this.hosted.renew(this.self, instances),
       };
     }
-    const id = toPeerId(peer);
+    const id = peerIdFromString(peer);
     return {
       reserve: (request, signal) => this.protocol.reserve(id, request, { signal }),
       confirm: (reference, epoch, signal) => this.protocol.confirm(id, reference, epoch, { signal }),
@@ -210,7 +209,7 @@ export class Instances {
         check: async (reference, epoch) => this.owned.check(this.self, reference, epoch),
       };
     }
-    const id = toPeerId(peer);
+    const id = peerIdFromString(peer);
     return {
       report: (report, signal) => this.protocol.report(id, report, { signal }),
       check: (reference, epoch, signal) => this.protocol.check(id, reference, epoch, { signal }),
@@ -229,7 +228,7 @@ export class Instances {
 
   /** A child instance, owned by this node, recorded with its parent; its reference is made unique by the parent's. */
   private async requestChild(parent: string, child: ChildRequest): Promise<ChildAnswer> {
-    const release = isCid(child.release) ? child.release : (await this.init.releases.bundle(child.release, this.init.signal)).cid;
+    const release = isBlobCid(child.release) ? child.release : (await this.init.releases.bundle(child.release, this.init.signal)).cid;
     this.indexSelf();
     const owned = await this.owned.request({
       reference: `${parent}/${child.name}`, release, type: child.type || 'default', parameters: child.parameters, state: child.state ?? 'started',
@@ -290,15 +289,6 @@ function childState(owned: StoredOwned): string {
   return JSON.stringify([reached(owned), owned.connection]);
 }
 
-function isCid(text: string): boolean {
-  try {
-    parseBlobCid(text);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 function isPeerId(text: string): boolean {
   try {
     peerIdFromString(text);
@@ -306,8 +296,4 @@ function isPeerId(text: string): boolean {
   } catch {
     return false;
   }
-}
-
-function toPeerId(text: string): PeerId {
-  return peerIdFromString(text);
 }

@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { constants as fsConstants, type ReadStream } from 'node:fs';
 import { chmod, copyFile, mkdir, open, readdir, rename, rm, stat, utimes, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { CHUNK_SIZE, cidOfDigest, hashFile, parseBlobCid } from './cid.js';
+import { CHUNK_SIZE, cidOfDigest, hashFile, isBlobCid, parseBlobCid } from './cid.js';
 import { chunkWriterThread, type ChunkWriterThread, type DownloadWriter, type Slot } from './chunk-writer.js';
 
 /** A blob as listed: its size and when it was last used (ms since the epoch). */
@@ -157,7 +157,7 @@ export class BlobStore {
   async list(): Promise<BlobInfo[]> {
     const blobs: BlobInfo[] = [];
     for (const name of await readdir(this.blobsDir)) {
-      if (!isCid(name)) continue; // not ours
+      if (!isBlobCid(name)) continue; // not ours
       try {
         const info = await stat(join(this.blobsDir, name));
         blobs.push({ cid: name, size: info.size, lastUsed: info.mtimeMs });
@@ -454,15 +454,6 @@ async function syncFile(path: string): Promise<void> {
     await handle.datasync();
   } finally {
     await handle.close();
-  }
-}
-
-/** A name in canonical blob CID form. */
-function isCid(name: string): boolean {
-  try {
-    return parseBlobCid(name) === name;
-  } catch {
-    return false;
   }
 }
 

@@ -84,6 +84,15 @@ export function parseBlobCid(text: string): string {
   return cid.toString();
 }
 
+/** Whether `text` is a blob CID in its canonical form (the one parseBlobCid returns). */
+export function isBlobCid(text: string): boolean {
+  try {
+    return parseBlobCid(text) === text;
+  } catch {
+    return false;
+  }
+}
+
 /** The sha256 digest a blob CID names, for comparing with the hash of bytes received. */
 export function digestOfCid(cid: string): Uint8Array {
   return CID.parse(parseBlobCid(cid)).multihash.digest;
