@@ -1,20 +1,10 @@
 // Waiting on nodes in other processes: nothing tells this process when their state changes, so scenarios
 // ask their control sockets at a modest interval, always with a deadline.
+import { setTimeout as delay } from 'node:timers/promises';
 
-/** Resolves after `ms`, or rejects as soon as `signal` aborts. */
+/** Resolves after `ms`, or rejects as soon as `signal` aborts (node:timers/promises, with the signal last). */
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason as Error);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal!.reason as Error);
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
+  return delay(ms, undefined, signal ? { signal } : {});
 }
 
 export interface PollOptions {
