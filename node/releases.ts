@@ -18,6 +18,7 @@ import { paddedPrefix } from './cache/relocate.js';
 import { mirrorRelease } from './cache/mirror.js';
 import { isUrl } from '../engine/config/fetch.js';
 import type { Logger } from './log.js';
+import { SharedWork } from './shared-work.js';
 import type { NodeStore } from './store.js';
 
 export type { RemoteCache } from './cache/artifacts.js';
@@ -57,7 +58,8 @@ export class SupplyError extends Error {
 }
 
 export class Releases {
-  private readonly inFlight = new Map<string, Promise<SupplyResult>>();
+  /** Releases being supplied: a second supply of one waits for the first (both deployments get it). */
+  private readonly supplying = new SharedWork<string, SupplyResult>();
   private readonly artifacts: Artifacts;
   /** Shared parts of the releases this node builds, through the same trusted entries. */
   private readonly parts: PartCache;
@@ -69,7 +71,7 @@ export class Releases {
 
   /** Settles once no supply runs (a stopping node waits for its aborted builds to clean up). */
   async idle(): Promise<void> {
-    await Promise.allSettled([...this.inFlight.values()]);
+    await this.supplying.idle();
   }
 
   softwareRoot(cid: string): string {
@@ -81,12 +83,8 @@ export class Releases {
     const started = performance.now();
     const signal = options.signal ?? new AbortController().signal;
     const { cid, name, bundle } = await this.bundleOf(release, signal);
-    let run = this.inFlight.get(cid);
-    if (!run) {
-      run = this.make(cid, name, bundle, signal, options.onEvent).finally(() => this.inFlight.delete(cid));
-      this.inFlight.set(cid, run);
-    }
-    return { ...(await run), seconds: (performance.now() - started) / 1000 };
+    const supplied = await this.supplying.run(cid, signal, (shared) => this.make(cid, name, bundle, shared, options.onEvent));
+    return { ...supplied, seconds: (performance.now() - started) / 1000 };
   }
 
   /** Bundles a release into the cache without building it (a request carries its CID; hosts fetch it here). */

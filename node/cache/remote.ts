@@ -14,6 +14,7 @@ import type { BlobStore } from './blob-store.js';
 import { cidOfBytes } from './cid.js';
 import { parseKey, type CacheEntry } from './entry.js';
 import { fetchBlob } from './fetch.js';
+import { SharedWork } from '../shared-work.js';
 
 /** How long a search for providers in the DHT may take before the peers found so far are used. */
 export const FIND_PROVIDERS_TIMEOUT_MS = 5_000;
@@ -58,6 +59,8 @@ export function rankProviders(peers: readonly string[], cid: string, penalisedUn
 
 export class MeshCache implements RemoteCache {
   private readonly penalisedUntil = new Map<string, number>();
+  /** Blobs being fetched: a second fetch of one (two deployments of a release at once) waits for the first. */
+  private readonly fetching = new SharedWork<string, { peer: string }>();
 
   constructor(private readonly init: MeshCacheInit) {}
 
@@ -80,7 +83,11 @@ export class MeshCache implements RemoteCache {
    * Fetches from the providers known, then — if none of them gave it (too busy to answer in time, say) —
    * once more from all the DHT finds: by then more peers may hold it, and the busy ones may have caught up.
    */
-  async fetch(cid: string, entry: CacheEntry | undefined, signal: AbortSignal): Promise<{ peer: string }> {
+  fetch(cid: string, entry: CacheEntry | undefined, signal: AbortSignal): Promise<{ peer: string }> {
+    return this.fetching.run(cid, signal, (shared) => this.fetchOnce(cid, entry, shared));
+  }
+
+  private async fetchOnce(cid: string, entry: CacheEntry | undefined, signal: AbortSignal): Promise<{ peer: string }> {
     // An artifact's builder and the peers listing its release likely hold it; a bundle's CID is its release's.
     const release = entry ? parseKey(entry.key) : undefined;
     const known = entry ? [entry.builder] : [];

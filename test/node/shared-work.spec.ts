@@ -1,0 +1,70 @@
+import { strict as assert } from 'node:assert';
+import { SharedWork } from '../../node/shared-work.js';
+
+/** A task that runs until released, counting its runs and noting when it is aborted. */
+function gatedTask() {
+  let release!: (value: string) => void;
+  const gate = new Promise<string>((resolve) => (release = resolve));
+  const state = { runs: 0, aborted: false, release };
+  const work = (signal: AbortSignal) => {
+    state.runs++;
+    signal.addEventListener('abort', () => (state.aborted = true));
+    return gate;
+  };
+  return { state, work };
+}
+
+describe('node/shared-work', () => {
+  it('runs a key once for every caller that comes while it runs, and again afterwards', async () => {
+    const shared = new SharedWork<string, string>();
+    const { state, work } = gatedTask();
+    const first = shared.run('blob', AbortSignal.timeout(10_000), work);
+    const second = shared.run('blob', AbortSignal.timeout(10_000), work);
+    assert.deepEqual(shared.keys(), ['blob']);
+    state.release('bytes');
+    assert.deepEqual(await Promise.all([first, second]), ['bytes', 'bytes']);
+    assert.equal(state.runs, 1);
+    assert.deepEqual(shared.keys(), []);
+    assert.equal(await shared.run('blob', AbortSignal.timeout(10_000), async () => 'again'), 'again');
+  });
+
+  it('gives every caller the failure of the run they share', async () => {
+    const shared = new SharedWork<string, string>();
+    const failing = async () => {
+      throw new Error('no provider');
+    };
+    const results = await Promise.allSettled([shared.run('k', AbortSignal.timeout(10_000), failing), shared.run('k', AbortSignal.timeout(10_000), failing)]);
+    assert.deepEqual(results.map((r) => r.status === 'rejected' && (r.reason as Error).message), ['no provider', 'no provider']);
+  });
+
+  it('lets a caller give up while the others keep the run going, and aborts it when the last one gives up', async () => {
+    const shared = new SharedWork<string, string>();
+    const { state, work } = gatedTask();
+    const quitter = new AbortController();
+    const stayer = new AbortController();
+    const gaveUp = shared.run('k', quitter.signal, work);
+    const stays = shared.run('k', stayer.signal, work);
+    quitter.abort(new Error('the first caller stopped'));
+    await assert.rejects(gaveUp, /the first caller stopped/);
+    assert.equal(state.aborted, false);
+    stayer.abort(new Error('the second caller stopped'));
+    await assert.rejects(stays, /the second caller stopped/);
+    assert.equal(state.aborted, true);
+    // idle() waits for the aborted run to finish (a stopping node waits for its cleanup).
+    let idle = false;
+    const waiting = shared.idle().then(() => (idle = true));
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(idle, false);
+    state.release('finished after its abort');
+    await waiting;
+    // A newcomer does not join the aborted run: it starts its own.
+    assert.equal(await shared.run('k', AbortSignal.timeout(10_000), async () => 'fresh'), 'fresh');
+  });
+
+  it('refuses a caller whose signal has already aborted, without starting anything', async () => {
+    const shared = new SharedWork<string, string>();
+    const { state, work } = gatedTask();
+    assert.throws(() => shared.run('k', AbortSignal.abort(new Error('too late')), work), /too late/);
+    assert.equal(state.runs, 0);
+  });
+});
