@@ -200,9 +200,10 @@ export class OwnedInstances extends TypedEventEmitter<OwnedEvents> {
   /**
    * Reserves on the best candidates in turn; the first that admits gets the next epoch, written here before
    * it is confirmed there. A host that fails to confirm leaves its epoch behind: if it deploys anyway, its
-   * reports are stale and it destroys its copy.
+   * reports are stale and it destroys its copy. When nobody takes it, the record says so (`unplace`), or is left
+   * to the caller (`keep`: a move, which keeps the instance where it is).
    */
-  private async place(wanted: StoredOwned, pinned: string | undefined, signal: AbortSignal, previousHost?: string): Promise<StoredOwned> {
+  private async place(wanted: StoredOwned, pinned: string | undefined, signal: AbortSignal, previousHost?: string, onFailure: 'unplace' | 'keep' = 'unplace'): Promise<StoredOwned> {
     const reasons: string[] = [];
     let epoch = wanted.epoch;
     const request = requestOf(wanted);
@@ -241,7 +242,7 @@ export class OwnedInstances extends TypedEventEmitter<OwnedEvents> {
       }
     }
     const why = placementFailure(reasons);
-    if (epoch > 0 || wanted.epoch > 0) {
+    if (onFailure === 'unplace' && (epoch > 0 || wanted.epoch > 0)) {
       // It was placed before (or a host may hold an unconfirmed epoch): keep the record, unplaced.
       const unplaced: StoredOwned = { ...wanted, epoch, status: 'refused', message: why, updatedAt: this.now() };
       delete unplaced.host;
@@ -316,11 +317,13 @@ export class OwnedInstances extends TypedEventEmitter<OwnedEvents> {
       if (!owned || owned.host !== from) return;
       this.init.log(`moving ${reference} off ${from}: ${why}`);
       try {
-        await this.place(owned, undefined, AbortSignal.timeout(HOST_CALL_TIMEOUT_MS * MAX_PLACEMENT_TRIES), from);
+        await this.place(owned, undefined, AbortSignal.timeout(HOST_CALL_TIMEOUT_MS * MAX_PLACEMENT_TRIES), from, 'keep');
       } catch (error) {
         // Nowhere else to go: it stays placed where it was (that host may come back), and the next renewal
-        // tries again. A peer that took a higher epoch meanwhile is not its host: its reports are stale.
-        this.save(owned);
+        // tries again. The record is put back only if a peer took a higher epoch meanwhile (that peer is not its
+        // host: its reports are stale); otherwise it is left as it is, with what the host reported during the try.
+        const latest = this.init.store.getOwned(reference);
+        if (latest && (latest.host !== from || latest.epoch !== owned.epoch)) this.save({ ...owned, updatedAt: this.now() });
         this.init.log.error(`cannot move ${reference}: ${(error as Error).message}`);
       }
     });

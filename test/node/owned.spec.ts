@@ -124,20 +124,28 @@ describe('node/owned: placing what this node requests', () => {
     }
   });
 
-  it('a host unreachable with no other peer to take its instance: it stays placed there, and is current when the host returns', async () => {
+  it('a host unreachable with no other peer to take its instance: it stays placed there, with what it reported during the try, and is current when it returns', async () => {
     await owned.request(request('web'));
-    for (const host of ['p2', 'p3']) hosts.get(host)!.reserveAnswer = () => ({ ok: false, code: 'refused', reason: 'full' });
+    const refused = (): Answer<{ lease: number }> => ({ ok: false, code: 'refused', reason: 'full' });
+    hosts.get('p3')!.reserveAnswer = refused;
+    // p1 was only slow: its report comes in while the owner is trying to move the instance.
+    let reportedDuringTheMove: Answer<object> | undefined;
+    hosts.get('p2')!.reserveAnswer = () => {
+      reportedDuringTheMove = owned.report('p1', { reference: 'web', epoch: 1, status: 'ready', connection: { url: 'http://p1/' } });
+      return refused();
+    };
     const away = hosts.get('p1')!;
     hosts.delete('p1');
     owned.start();
     try {
       await owned.renewLeases();
       clock += 1_001;
-      const triedToMove = new Promise((resolve) => owned.addEventListener('instance:changed', (event) => event.detail.status === 'refused' && resolve(undefined)));
       await owned.renewLeases();
-      await triedToMove;
-      await owned.request(request('web')).catch(() => undefined); // waits for the move attempt to settle
-      assert.deepEqual({ host: owned.get('web')?.host, epoch: owned.get('web')?.epoch }, { host: 'p1', epoch: 1 });
+      await owned.request(request('web')).catch(() => undefined); // queued after the move attempt: waits for it to settle
+      assert.deepEqual(hosts.get('p2')!.calls, ['reserve web']);
+      assert.deepEqual(reportedDuringTheMove, { ok: true });
+      const record = owned.get('web');
+      assert.deepEqual({ host: record?.host, epoch: record?.epoch, status: record?.status, connection: record?.connection }, { host: 'p1', epoch: 1, status: 'ready', connection: { url: 'http://p1/' } });
       hosts.set('p1', away);
       assert.deepEqual(owned.check('p1', 'web', 1), { ok: true, current: true });
     } finally {
