@@ -1,11 +1,14 @@
 // The host's side of instances (docs/instances.md): admitting reservations atomically, deploying confirmed
 // instances into partitions (supply the release, run its instance profile, start its services, run its
 // promises), reporting status and connection parameters to the owner, and bringing instances back after a
-// restart — asking each owner first whether its copy is still the one placed.
+// restart — asking each owner first whether its copy is still the one placed. The same question is asked of
+// an owner that stopped renewing an instance's lease while this node kept running (it was frozen, or cut off,
+// and the owner moved the instance meanwhile): so a split heals to one copy.
 import { join } from 'node:path';
 import { deployInstance } from './deploy.js';
 import { KeyedQueue } from './keyed-queue.js';
 import type { Logger } from './log.js';
+import { HOSTING_LEASE_MS } from './owned.js';
 import { PartitionSocket, type ChildAnswer, type ChildRequest, type PartitionParameters } from './partition-socket.js';
 import type { Partitions } from './partitions.js';
 import type { PromiseResult, PromiseRunner } from './promises.js';
@@ -29,6 +32,8 @@ export const DEPLOY_RETRY_MS = 5_000;
 export const DEPLOY_RETRY_MAX_MS = 5 * 60_000;
 /** Bound of one call to an owner. */
 export const OWNER_CALL_TIMEOUT_MS = 10_000;
+/** An owner renews every third of a lease: after this many leases without a word, the host asks it. */
+export const SILENT_OWNER_LEASES = 2;
 
 /** What a host asks an owner: the instance protocol's client, or this node's own owner side. */
 export interface OwnerApi {
@@ -53,6 +58,8 @@ export interface HostingInit {
   /** Destroys the children the hosted instance `parent` requested. */
   destroyChildren: (parent: string) => Promise<void>;
   log: Logger;
+  /** The owners' hosting lease (default HOSTING_LEASE_MS). */
+  leaseMs?: number;
   now?: () => number;
 }
 
@@ -72,6 +79,9 @@ export class HostedInstances {
   private readonly queue = new KeyedQueue();
   private readonly queued = new Set<string>();
   private readonly stopping = new AbortController();
+  /** Per instance, when its owner last renewed or confirmed it (or this node started). */
+  private readonly heardAt = new Map<string, number>();
+  private ownersTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly init: HostingInit) {
     this.now = init.now ?? Date.now;
@@ -86,12 +96,15 @@ export class HostedInstances {
     if (reaped > 0) this.init.log(`stopped ${reaped} services left running by the previous run`);
     for (const hosted of this.init.store.listHosted()) {
       if (hosted.epoch === 0) await this.drop(hosted, 'its reservation was not confirmed before the node stopped');
-      else void this.revive(hosted);
+      else void this.askOwner(hosted, 'revive');
     }
+    this.ownersTimer = setInterval(() => this.askSilentOwners(), this.leaseMs);
+    this.ownersTimer.unref();
   }
 
   async stop(): Promise<void> {
     this.stopping.abort(new Error('the node is stopping'));
+    clearInterval(this.ownersTimer);
     for (const timer of [...this.reservationTimers.values(), ...this.reportTimers.values()]) clearTimeout(timer);
     for (const { timer } of this.deployRetries.values()) clearTimeout(timer);
     await this.queue.idle();
@@ -133,6 +146,7 @@ export class HostedInstances {
     const confirmed: StoredHosted = { ...hosted, epoch, confirmed: true, updatedAt: this.now() };
     delete confirmed.leaseUntil;
     this.init.store.putHosted(confirmed);
+    this.heardAt.set(hostedKey(from, reference), this.now());
     this.schedule(from, reference);
     return { ok: true };
   }
@@ -170,7 +184,9 @@ export class HostedInstances {
     // The owner answers: instances revived while it was away are confirmed by this.
     for (const { reference, epoch } of instances) {
       const hosted = this.init.store.getHosted(from, reference);
-      if (hosted && !hosted.confirmed && hosted.epoch === epoch) this.init.store.putHosted({ ...hosted, confirmed: true, updatedAt: this.now() });
+      if (!hosted || hosted.epoch !== epoch) continue;
+      this.heardAt.set(hostedKey(from, reference), this.now());
+      if (!hosted.confirmed) this.init.store.putHosted({ ...hosted, confirmed: true, updatedAt: this.now() });
     }
     return { ok: true, unknown };
   }
@@ -320,6 +336,7 @@ export class HostedInstances {
     await this.init.partitions.free(hosted.partition);
     this.init.store.deleteHosted(hosted.owner, hosted.reference);
     this.forgetRetry(hosted.owner, hosted.reference);
+    this.heardAt.delete(key);
     clearTimeout(this.reportTimers.get(key));
     this.reportTimers.delete(key);
     this.init.log(`${key} destroyed`);
@@ -353,26 +370,52 @@ export class HostedInstances {
     this.reservationTimers.delete(key);
   }
 
-  /** After a restart: is this copy still the one its owner placed? */
-  private async revive(hosted: StoredHosted): Promise<void> {
+  /**
+   * Is this copy still the one its owner placed? Asked after a restart (`revive`: then deployed again) and of an
+   * owner silent for SILENT_OWNER_LEASES leases (`keep`: it runs on). A superseded copy is destroyed; while the
+   * owner cannot be asked, the copy keeps running, marked unconfirmed, until the owner renews it.
+   */
+  private async askOwner(hosted: StoredHosted, then: 'revive' | 'keep'): Promise<void> {
     const key = hostedKey(hosted.owner, hosted.reference);
     let answer: Answer<{ current: boolean }>;
     try {
       answer = await this.init.owner(hosted.owner).check(hosted.reference, hosted.epoch, AbortSignal.any([this.stopping.signal, AbortSignal.timeout(OWNER_CALL_TIMEOUT_MS)]));
     } catch (error) {
       if (this.stopping.signal.aborted) return;
-      // The owner cannot be asked: keep running what we had, unconfirmed, until it renews the lease.
-      this.init.log(`${key}: its owner cannot be reached (${(error as Error).message}); revived unconfirmed`);
-      this.init.store.putHosted({ ...hosted, confirmed: false, updatedAt: this.now() });
-      this.schedule(hosted.owner, hosted.reference);
+      if (then === 'revive' || hosted.confirmed) this.init.log(`${key}: its owner cannot be reached (${(error as Error).message}); ${then === 'revive' ? 'revived' : 'kept running'} unconfirmed`);
+      const latest = this.init.store.getHosted(hosted.owner, hosted.reference);
+      if (latest?.epoch === hosted.epoch) this.init.store.putHosted({ ...latest, confirmed: false, updatedAt: this.now() });
+      if (then === 'revive') this.schedule(hosted.owner, hosted.reference);
       return;
     }
     if (answer.ok && answer.current) {
-      this.schedule(hosted.owner, hosted.reference);
+      this.heardAt.set(key, this.now());
+      if (then === 'revive') this.schedule(hosted.owner, hosted.reference);
       return;
     }
     this.init.log(`${key} epoch ${hosted.epoch} was superseded: destroying this copy`);
-    await this.queue.run(key, () => this.destroy(hosted, false));
+    await this.queue.run(key, async () => {
+      const latest = this.init.store.getHosted(hosted.owner, hosted.reference);
+      if (latest && latest.epoch === hosted.epoch) await this.destroy(latest, false);
+    });
+  }
+
+  /** Asks the owners that renewed nothing for SILENT_OWNER_LEASES leases about their instances here (once per such period). */
+  private askSilentOwners(): void {
+    const now = this.now();
+    for (const hosted of this.init.store.listHosted()) {
+      if (hosted.epoch === 0 || hosted.owner === this.init.self) continue;
+      const key = hostedKey(hosted.owner, hosted.reference);
+      const heard = this.heardAt.get(key);
+      if (heard === undefined) this.heardAt.set(key, now);
+      if (heard === undefined || now - heard <= SILENT_OWNER_LEASES * this.leaseMs) continue;
+      this.heardAt.set(key, now);
+      void this.askOwner(hosted, 'keep');
+    }
+  }
+
+  private get leaseMs(): number {
+    return this.init.leaseMs ?? HOSTING_LEASE_MS;
   }
 
   // ---- status and reports ----

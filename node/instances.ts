@@ -80,6 +80,7 @@ export class Instances {
     });
     this.hosted = new HostedInstances({
       store, self: this.self, partitions: this.partitions,
+      ...(init.hostingLeaseMs ? { leaseMs: init.hostingLeaseMs } : {}),
       supervisor: new Supervisor({ store, log: logs.forComponent('supervisor') }),
       promises: new PromiseRunner({ log: logs.forComponent('promises') }),
       supply: async (release, signal) => (await init.releases.supply(release, { signal })).path,

@@ -1,6 +1,7 @@
 // Instances with nodes as processes, killed with SIGKILL (issue 6's faults): a host killed and started
 // again reaps the services it left running and brings its instance back; a host that stays away has its
-// instance moved by the owner, and when it returns it destroys its superseded copy.
+// instance moved by the owner, and when it returns it destroys its superseded copy — as does a host that was
+// frozen rather than killed, once it notices that the owner stopped renewing its lease.
 import { strict as assert } from 'node:assert';
 import { once } from 'node:events';
 import { cpSync } from 'node:fs';
@@ -145,6 +146,32 @@ describe('cli: instances with nodes killed and restarted', function () {
     const hosted = await cli('instance', 'list', '--hosted', '--json', '--data-dir', back.dataDir);
     assert.deepEqual(JSON.parse(hosted.stdout), []);
     assert.match(await greeting(instance.connection.url), /Moved/);
+  });
+
+  it('a host frozen (SIGSTOP), not killed: the owner moves the instance; thawed, the old host hears no renewal, asks, and destroys its copy', async () => {
+    const a = await host();
+    await host(); // a second host, for the move
+    const requested = await cli('request', 'frozen', release, '--param', 'name=Frozen', '--peer', a.peerId, '--wait', '--timeout', '60', '--json', '--data-dir', owner.dataDir);
+    assert.equal(requested.code, 0, requested.stderr);
+    const [left] = recordedGroups(a.dataDir);
+
+    const placed = owner.logs(/frozen placed on \S+ \(epoch 2\)/);
+    a.child.kill('SIGSTOP');
+    try {
+      await placed;
+    } finally {
+      a.child.kill('SIGCONT');
+    }
+    // A never restarted and has nothing to report: only the owner's silence tells it to ask.
+    await a.logs(/frozen epoch 1 was superseded: destroying this copy/);
+    await a.logs(/frozen destroyed/);
+    assert.equal(left !== undefined && alive(left), false);
+    const hosted = await cli('instance', 'list', '--hosted', '--json', '--data-dir', a.dataDir);
+    assert.deepEqual(JSON.parse(hosted.stdout), []);
+    const again = await cli('request', 'frozen', release, '--param', 'name=Frozen', '--wait', '--timeout', '60', '--json', '--data-dir', owner.dataDir);
+    const instance = JSON.parse(again.stdout) as { host: string; epoch: number; connection: { url: string } };
+    assert.deepEqual({ epoch: instance.epoch, elsewhere: instance.host !== a.peerId }, { epoch: 2, elsewhere: true });
+    assert.match(await greeting(instance.connection.url), /Frozen/);
   });
 
   it('capacity is never exceeded: a node with one partition refuses a second instance, with the reason', async () => {
