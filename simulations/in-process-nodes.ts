@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { SlapmeshNode, type NodeOptions } from '../node/node.js';
+import { SCENARIO_ADVERT_INTERVAL_MS } from './scenario.js';
 
 /** One line a node logged, as node/log.ts writes it. */
 export interface LogLine {
@@ -18,13 +19,6 @@ export interface LogLine {
   message: string;
 }
 
-/**
- * Adverts every minute rather than every 15 s. Tens of nodes in one process pay for every node's adverts
- * (gossip, two signature checks per delivery): 50 nodes at 15 s keep this process's core busy (measured: the
- * event loop idle under 2% of the time) and dials and lookups time out; at 60 s they cost about 0.1 core. An
- * advert still goes out at once when a node's releases change, which is what the scenarios watch.
- */
-export const SCENARIO_ADVERT_INTERVAL_MS = 60_000;
 const LINE = /^\S+ (\S+) ([^:]+): ([\s\S]*?)\n?$/;
 
 /** The lines one node logged that the scenario keeps (all by default); `line` is dispatched for each. */

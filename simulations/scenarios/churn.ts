@@ -11,7 +11,7 @@ import { InstanceTraffic, startWithHello } from '../instance-traffic.js';
 import { Mesh, type MeshNode } from '../mesh.js';
 import { sleep } from '../polling.js';
 import { forkRandom, sampleDistinct, seededRandom, type Random } from '../random.js';
-import type { Scenario } from '../scenario.js';
+import { SCENARIO_ADVERT_INTERVAL_MS, type Scenario } from '../scenario.js';
 import type { InstanceJson } from '../../node/instances.js';
 import type { SimulationOptions, SimulationResult } from '../types.js';
 
@@ -59,7 +59,7 @@ export function churnScenario(settings: ChurnSettings): Scenario {
       const requestCount = options.requests ?? 2 * options.nodes;
       const requesterCount = Math.min(requestersFor(options.nodes), options.nodes);
       const mesh = await Mesh.create({
-        nodes: options.nodes, hostingLeaseMs, progress,
+        nodes: options.nodes, hostingLeaseMs, advertIntervalMs: SCENARIO_ADVERT_INTERVAL_MS, progress,
         ...(signal ? { signal } : {}),
         spec: (_, ids) => ({ partitions: partitions, trust: ids.slice(0, requesterCount) }),
       });
