@@ -217,7 +217,8 @@ export class OwnedInstances extends TypedEventEmitter<OwnedEvents> {
       const reservation = await this.call(peer, (host) => host.reserve(request, signal));
       if (!reservation.ok) {
         reasons.push(`${peer}: ${reservation.reason}`);
-        if (reservation.code === 'refused') this.init.index.refused(peer);
+        // Full, not admitting us, down, starting or swamped: not asked again before its next advert.
+        if (reservation.code === 'refused' || reservation.code === 'busy') this.init.index.refused(peer);
         continue;
       }
       this.init.index.reserved(peer);
