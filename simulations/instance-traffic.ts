@@ -4,6 +4,7 @@
 import { fileURLToPath } from 'node:url';
 import { ControlError } from '../node/control.js';
 import type { InstanceJson } from '../node/instances.js';
+import { NO_PEER_KNOWN } from '../node/owned.js';
 import { downsample, histogram, niceWidth, percentile, round, runningCount } from './distribution.js';
 import { referencesPlacedTwice, type HostedListing, type InstancesRecord, type RequestRecord } from './instance-assertions.js';
 import type { Mesh, MeshNode } from './mesh.js';
@@ -228,6 +229,7 @@ export class InstanceTraffic {
       // What went wrong first, in words: the start of an explanation when `failed` or `refused` is not 0.
       ...firstMessage('firstFailure', this.requests.find((r) => r.status === 'failed' || r.status === 'error')?.message),
       ...firstMessage('firstRefusal', this.requests.find((r) => r.refused !== undefined)?.refused),
+      ...refusalCauses(this.requests.flatMap((r) => (r.refused !== undefined ? [r.refused] : []))),
       duplicatesSeenMax: this.duplicatesSeenMax,
     };
   }
@@ -258,6 +260,26 @@ export class InstanceTraffic {
       },
     ];
   }
+}
+
+/**
+ * Why the peers tried for the refused requests said no, counted over every try: full (no free partition), no
+ * answer in time (starting, or swamped), down (the connection refused), or no peer left to try at all.
+ */
+function refusalCauses(refusals: readonly string[]): Metrics {
+  if (refusals.length === 0) return {};
+  const counts = { refusedTriesFull: 0, refusedTriesUnanswered: 0, refusedTriesDown: 0, refusedTriesOther: 0, refusedNoPeerLeft: 0 };
+  for (const refusal of refusals) {
+    if (refusal.includes(NO_PEER_KNOWN)) counts.refusedNoPeerLeft++;
+    // "no peer accepted REF: PEER: reason; PEER: reason; …"
+    for (const reason of refusal.split('; ')) {
+      if (/no free partition/.test(reason)) counts.refusedTriesFull++;
+      else if (/no answer|timeout|timed out/i.test(reason)) counts.refusedTriesUnanswered++;
+      else if (/ECONNREFUSED|cannot be reached/.test(reason)) counts.refusedTriesDown++;
+      else if (!reason.includes(NO_PEER_KNOWN)) counts.refusedTriesOther++;
+    }
+  }
+  return counts;
 }
 
 /** A metric holding the start of a message, when there is one. */
