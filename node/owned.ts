@@ -217,8 +217,7 @@ export class OwnedInstances extends TypedEventEmitter<OwnedEvents> {
       const reservation = await this.call(peer, (host) => host.reserve(request, signal));
       if (!reservation.ok) {
         reasons.push(`${peer}: ${reservation.reason}`);
-        // Full, not admitting us, down, starting or swamped: not asked again before its next advert.
-        if (reservation.code === 'refused' || reservation.code === 'busy') this.init.index.refused(peer);
+        if (reservation.code === 'refused') this.init.index.refused(peer);
         continue;
       }
       this.init.index.reserved(peer);

@@ -99,8 +99,8 @@ export class PlacementIndex {
   }
 
   /**
-   * A peer refused a reservation (full, or not admitting this requester) or did not answer it (down, starting,
-   * swamped): not ranked again until its next advert says otherwise — a node that starts again advertises. Otherwise a requester whose view is an advert old keeps asking the holders of a
+   * A peer refused a reservation (full, or not admitting this requester): not ranked again until its next
+   * advert says otherwise. Otherwise a requester whose view is an advert old keeps asking the holders of a
    * popular release that filled up meanwhile, and gives up while other peers have room (the model
    * simulator measured 4% of requests refused so, with 80% of the partitions free).
    */

@@ -94,13 +94,6 @@ describe('node/owned: placing what this node requests', () => {
     assert.deepEqual(owned.get('web')?.connection, { url: 'u' });
   });
 
-  it('a peer that did not answer a reservation is not asked again by the next request (until its next advert)', async () => {
-    hosts.get('p1')!.reserveAnswer = () => ({ ok: false, code: 'busy', reason: 'no answer within 5000 ms' });
-    assert.equal((await owned.request(request('a'))).host, 'p2');
-    assert.equal((await owned.request(request('b'))).host, 'p2');
-    assert.deepEqual(hosts.get('p1')!.calls, ['reserve a']);
-  });
-
   it('every peer refusing: PlacementError with each one\'s reason, and nothing recorded', async () => {
     for (const host of hosts.values()) host.reserveAnswer = () => ({ ok: false, code: 'refused', reason: 'no free partition (all 10 in use)' });
     await assert.rejects(owned.request(request('web')), (error: Error) => {
