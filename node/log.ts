@@ -18,7 +18,11 @@ export function fileLog(dataDir: string, options: { verbose: boolean; stderr?: (
   const stderr = options.stderr ?? ((line: string) => process.stderr.write(line));
   const write = (level: string, component: string, message: string) => {
     const line = `${new Date().toISOString()} ${level} ${component}: ${message}\n`;
-    appendFileSync(file, line);
+    try {
+      appendFileSync(file, line);
+    } catch {
+      // The data directory is gone (removed under a node still stopping, say): logging must not kill the node.
+    }
     stderr(line);
   };
   return {
