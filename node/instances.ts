@@ -35,8 +35,6 @@ export interface InstancesInit {
   signal: AbortSignal;
   /** How long a host may stay unreachable before the instances this node owns there move. */
   hostingLeaseMs?: number;
-  /** This node became full (true) or has a free partition again (false): time for a new advert. */
-  onFullChange?: (full: boolean) => void;
 }
 
 /** What `request`, `instance show` and `instance list` answer (docs/cli.md). */
@@ -74,7 +72,6 @@ export class Instances {
     this.partitions = new Partitions({
       store, root: join(init.dataDir, 'instances'), capacity: init.capacity, log: logs.forComponent('partitions'),
       ...(init.ports ? { ports: init.ports } : {}),
-      ...(init.onFullChange ? { onFullChange: init.onFullChange } : {}),
     });
     this.protocol = instanceProtocol({ service: this.service() })({ libp2p: init.libp2p, logger: logs.forComponent('instance') });
     this.owned = new OwnedInstances({

@@ -189,8 +189,6 @@ export class SlapmeshNode {
         capacity: this.options.partitions, logs: this.logs, signal: this.stopping.signal,
         ...(this.options.ports ? { ports: this.options.ports } : {}),
         ...(this.options.hostingLeaseMs ? { hostingLeaseMs: this.options.hostingLeaseMs } : {}),
-        // Requesters rank by the free partitions adverts show: becoming full (or not) is news for them now.
-        onFullChange: () => void this.adverts?.refresh().catch((error: Error) => log.error(`advert: ${error.message}`)),
       });
 
       this.table.addEventListener('peer:updated', (event) => {

@@ -21,8 +21,6 @@ export interface PartitionsInit {
   /** Default 5. */
   portsPerPartition?: number;
   log: Logger;
-  /** Called when the last free partition is claimed (true) and when one is free again (false). */
-  onFullChange?: (full: boolean) => void;
 }
 
 export const DEFAULT_PORTS_PER_PARTITION = 5;
@@ -46,8 +44,6 @@ export class Partitions {
   #creating: Promise<unknown> = Promise.resolve();
   /** Learnt at the first bind test: false where 127.x.y.z other than 127.0.0.1 cannot be bound. */
   #ownAddresses = true;
-  /** Whether every partition was claimed, as last told to onFullChange. */
-  #full = false;
 
   constructor(init: PartitionsInit) {
     this.#init = init;
@@ -70,14 +66,11 @@ export class Partitions {
    * exist; undefined when `capacity` partitions are claimed. Claiming again gives the partition it has.
    */
   async claim(owner: string, reference: string): Promise<StoredPartition | undefined> {
-    let claimed = this.#claimExisting(owner, reference);
-    if (claimed === 'none') {
-      const next = this.#creating.then(() => this.#claimOrCreate(owner, reference));
-      this.#creating = next.catch(() => undefined);
-      claimed = await next;
-    }
-    this.#noteFullness();
-    return claimed;
+    const existing = this.#claimExisting(owner, reference);
+    if (existing !== 'none') return existing;
+    const next = this.#creating.then(() => this.#claimOrCreate(owner, reference));
+    this.#creating = next.catch(() => undefined);
+    return next;
   }
 
   /** Empties the partition's folder (kept) and frees the slot; its processes must be stopped already. */
@@ -87,15 +80,6 @@ export class Partitions {
     await emptyFolder(folder);
     this.#init.store.releasePartition(id);
     this.#init.log.debug(`partition ${id} emptied and freed`);
-    this.#noteFullness();
-  }
-
-  /** Tells onFullChange when the node became full or has room again: peers placing instances want to know at once. */
-  #noteFullness(): void {
-    const full = this.counts().free === 0;
-    if (full === this.#full) return;
-    this.#full = full;
-    this.#init.onFullChange?.(full);
   }
 
   /**

@@ -158,21 +158,6 @@ describe('node/partitions', () => {
     assert.deepEqual(slots.counts(), { total: 3, free: 0 });
   });
 
-  it('says when the last free partition is claimed and when one is free again, once each', async () => {
-    const changes: boolean[] = [];
-    const slots = partitions({ capacity: 2, portsPerPartition: 1, onFullChange: (full) => changes.push(full) });
-    const a = await slots.claim(OWNER, 'a');
-    assert.deepEqual(changes, []);
-    await slots.claim(OWNER, 'b');
-    assert.equal(await slots.claim(OWNER, 'c'), undefined);
-    assert.deepEqual(changes, [true]);
-    await slots.free(a!.id);
-    await slots.claim(OWNER, 'b'); // claimed again: it holds one already, nothing changes
-    assert.deepEqual(changes, [true, false]);
-    await slots.claim(OWNER, 'd');
-    assert.deepEqual(changes, [true, false, true]);
-  });
-
   it('counts a lowered capacity: free partitions beyond it are not given', async () => {
     const big = partitions({ capacity: 3, portsPerPartition: 1 });
     for (const reference of ['a', 'b', 'c']) await big.claim(OWNER, reference);
