@@ -38,11 +38,6 @@ export class SharedWork<K, T> {
     });
   }
 
-  /** Keys with a run going. */
-  keys(): K[] {
-    return [...this.jobs.keys()];
-  }
-
   /** Settles once no run is going, the aborted ones having finished too (a stopping node waits for its cleanup). */
   async idle(): Promise<void> {
     await Promise.allSettled([...this.running]);
