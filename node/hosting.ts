@@ -394,7 +394,12 @@ export class HostedInstances {
       return;
     }
     this.init.log(`${key} epoch ${hosted.epoch} was superseded: destroying this copy`);
-    await this.queue.run(key, async () => {
+    await this.destroySuperseded(hosted);
+  }
+
+  /** Destroys this copy (without telling the owner, who placed it elsewhere) unless it was placed again meanwhile. */
+  private destroySuperseded(hosted: StoredHosted): Promise<void> {
+    return this.queue.run(hostedKey(hosted.owner, hosted.reference), async () => {
       const latest = this.init.store.getHosted(hosted.owner, hosted.reference);
       if (latest && latest.epoch === hosted.epoch) await this.destroy(latest, false);
     });
@@ -462,10 +467,7 @@ export class HostedInstances {
       if (answer.ok || status === 'destroyed') return;
       if (answer.code === 'stale') {
         this.init.log(`${key}: its owner placed it elsewhere (epoch ${hosted.epoch} is stale): destroying this copy`);
-        void this.queue.run(key, async () => {
-          const latest = this.init.store.getHosted(hosted.owner, hosted.reference);
-          if (latest && latest.epoch === hosted.epoch) await this.destroy(latest, false);
-        });
+        void this.destroySuperseded(hosted);
       } else if (!current.next) this.retryReport(hosted, status, delay);
     }, () => {
       if (!this.stopping.signal.aborted && !current.next) this.retryReport(hosted, status, delay);
