@@ -27,6 +27,11 @@ export const PROMISE_READY_TIMEOUT_MS = 60_000;
 export const PROMISE_INTERVAL_MS = 30_000;
 /** A report the owner did not take is sent again after this (doubling up to a minute). */
 export const REPORT_RETRY_MS = 2_000;
+/**
+ * A deployment's progress (a new message, or connection parameters, while the status the owner knows stays)
+ * reaches the owner at most this often: a quick deployment costs one report (`ready`), not one per step.
+ */
+export const PROGRESS_REPORT_GAP_MS = 2_000;
 /** A failed deployment is tried again after this long, then twice as long each time, up to the maximum. */
 export const DEPLOY_RETRY_MS = 5_000;
 export const DEPLOY_RETRY_MAX_MS = 5 * 60_000;
@@ -60,6 +65,8 @@ export interface HostingInit {
   log: Logger;
   /** The owners' hosting lease (default HOSTING_LEASE_MS). */
   leaseMs?: number;
+  /** Default PROGRESS_REPORT_GAP_MS. */
+  progressReportGapMs?: number;
   now?: () => number;
 }
 
@@ -75,6 +82,8 @@ export class HostedInstances {
   private readonly deployRetries = new Map<string, { timer: NodeJS.Timeout; delay: number }>();
   /** Per instance, the report on its way to the owner, and the one to send after it. */
   private readonly reportsInFlight = new Map<string, { next?: { hosted: StoredHosted; status: string } }>();
+  /** Per instance, the status its owner knows (from a report, or its confirm or update answered), and since when. */
+  private readonly ownerKnows = new Map<string, { status: string; at: number }>();
   /** One deployment at a time per instance; a change asked meanwhile runs once after it. */
   private readonly queue = new KeyedQueue();
   private readonly queued = new Set<string>();
@@ -147,6 +156,8 @@ export class HostedInstances {
     delete confirmed.leaseUntil;
     this.init.store.putHosted(confirmed);
     this.heardAt.set(hostedKey(from, reference), this.now());
+    // The owner takes a confirmed placement as on its way: the first steps of the deployment are progress.
+    this.ownerKnows.set(hostedKey(from, reference), { status: 'deploying', at: this.now() });
     this.schedule(from, reference);
     return { ok: true };
   }
@@ -165,6 +176,7 @@ export class HostedInstances {
     }
     if (changed) {
       this.init.store.putHosted(updated);
+      this.ownerKnows.set(hostedKey(from, request.reference), { status: updated.status, at: this.now() });
       this.schedule(from, request.reference);
     }
     return { ok: true, instance: view(updated) };
@@ -341,6 +353,7 @@ export class HostedInstances {
     this.reportTimers.delete(key);
     this.init.log(`${key} destroyed`);
     if (notify) this.sendReport({ ...hosted, status: 'stopped' }, 'destroyed');
+    this.ownerKnows.delete(key);
   }
 
   /** A reservation that was never confirmed: its partition goes back. */
@@ -433,8 +446,32 @@ export class HostedInstances {
     else updated.message = toMessage(message);
     this.init.store.putHosted(updated);
     if (status !== latest.status) this.init.log(`${hostedKey(updated.owner, updated.reference)} ${status}${message ? `: ${message}` : ''}`);
-    this.sendReport(updated);
+    if (this.ownerKnows.get(hostedKey(updated.owner, updated.reference))?.status === status) this.reportProgress(updated);
+    else this.sendReport(updated);
     return updated;
+  }
+
+  /**
+   * Sends a change the owner may learn late (see PROGRESS_REPORT_GAP_MS): now if the last report is that old,
+   * else when it is — the instance's latest row then. A report already due or on its way carries it too.
+   */
+  private reportProgress(hosted: StoredHosted): void {
+    const key = hostedKey(hosted.owner, hosted.reference);
+    if (this.reportTimers.has(key)) return;
+    const flight = this.reportsInFlight.get(key);
+    if (flight) {
+      flight.next = { hosted, status: hosted.status };
+      return;
+    }
+    const wait = (this.ownerKnows.get(key)?.at ?? 0) + (this.init.progressReportGapMs ?? PROGRESS_REPORT_GAP_MS) - this.now();
+    if (wait <= 0) return this.sendReport(hosted);
+    const timer = setTimeout(() => {
+      this.reportTimers.delete(key);
+      const latest = this.init.store.getHosted(hosted.owner, hosted.reference);
+      if (latest) this.sendReport(latest);
+    }, wait);
+    timer.unref();
+    this.reportTimers.set(key, timer);
   }
 
   /** The row as stored now (connection parameters may have been published meanwhile). */
@@ -444,8 +481,7 @@ export class HostedInstances {
 
   /**
    * Tells the owner the instance's status, retried with back-off until it answers; a `stale` answer destroys
-   * this copy. One report in flight per instance: a change meanwhile is sent when it ends, the latest only —
-   * a deployment's quick succession of statuses costs one or two messages.
+   * this copy. One report in flight per instance: a change meanwhile is sent when it ends, the latest only.
    */
   private sendReport(hosted: StoredHosted, status: string = hosted.status, delay = REPORT_RETRY_MS): void {
     const key = hostedKey(hosted.owner, hosted.reference);
@@ -463,6 +499,7 @@ export class HostedInstances {
       ...(hosted.message !== undefined ? { message: hosted.message } : {}),
     };
     const signal = AbortSignal.any([this.stopping.signal, AbortSignal.timeout(OWNER_CALL_TIMEOUT_MS)]);
+    this.ownerKnows.set(key, { status, at: this.now() });
     this.init.owner(hosted.owner).report(report, signal).then((answer) => {
       if (answer.ok || status === 'destroyed') return;
       if (answer.code === 'stale') {

@@ -35,6 +35,7 @@ export interface InstancesInit {
   signal: AbortSignal;
   /** How long a host may stay unreachable before the instances this node owns there move. */
   hostingLeaseMs?: number;
+  progressReportGapMs?: number;
 }
 
 /** What `request`, `instance show` and `instance list` answer (docs/cli.md). */
@@ -81,6 +82,7 @@ export class Instances {
     this.hosted = new HostedInstances({
       store, self: this.self, partitions: this.partitions,
       ...(init.hostingLeaseMs ? { leaseMs: init.hostingLeaseMs } : {}),
+      ...(init.progressReportGapMs !== undefined ? { progressReportGapMs: init.progressReportGapMs } : {}),
       supervisor: new Supervisor({ store, log: logs.forComponent('supervisor') }),
       promises: new PromiseRunner({ log: logs.forComponent('promises') }),
       supply: async (release, signal) => (await init.releases.supply(release, { signal })).path,

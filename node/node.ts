@@ -44,6 +44,8 @@ export interface NodeOptions {
   readonly advertIntervalMs?: number;
   /** How long a host may stay unreachable before the instances this node owns there move (default 60 s). */
   readonly hostingLeaseMs?: number;
+  /** How often a host tells an owner of a deployment's progress at most (default PROGRESS_REPORT_GAP_MS). */
+  readonly progressReportGapMs?: number;
   /** How long a silent peer stays in the table. */
   readonly peerTtlMs?: number;
   readonly stderr?: (line: string) => void;
@@ -189,6 +191,7 @@ export class SlapmeshNode {
         capacity: this.options.partitions, logs: this.logs, signal: this.stopping.signal,
         ...(this.options.ports ? { ports: this.options.ports } : {}),
         ...(this.options.hostingLeaseMs ? { hostingLeaseMs: this.options.hostingLeaseMs } : {}),
+        ...(this.options.progressReportGapMs !== undefined ? { progressReportGapMs: this.options.progressReportGapMs } : {}),
       });
 
       this.table.addEventListener('peer:updated', (event) => {

@@ -38,6 +38,19 @@ recipe = slapos.cookbook:publish
 child-url = $\${child:connection-url}
 `;
 
+/** A profile of type `slow`: its buildout waits until the file its `flag` parameter names exists. */
+const SLOW_PROFILE = `[buildout]
+parts = wait
+
+[slap-configuration]
+recipe = slapos.cookbook:slapconfiguration
+
+[wait]
+recipe = plone.recipe.command
+stop-on-error = true
+command = while [ ! -e $\${slap-configuration:configuration.flag} ]; do sleep 0.05; done
+`;
+
 /** A profile of type `flaky`: it fails until the file its `flag` parameter names exists. */
 const FLAKY_PROFILE = `[buildout]
 parts = wait
@@ -114,7 +127,8 @@ describe('node: instances over a mesh', function () {
     // The tree type: its profile rendered into the software root like instance.cfg.
     writeFileSync(join(folder, 'instance-tree.cfg.in'), TREE_PROFILE);
     writeFileSync(join(folder, 'instance-flaky.cfg.in'), FLAKY_PROFILE);
-    writeFileSync(join(folder, 'software.cfg'), `${readFileSync(join(HELLO, 'software.cfg'), 'utf8').replace('  instance-profile\n', '  instance-profile\n  instance-tree\n  instance-flaky\n')}
+    writeFileSync(join(folder, 'instance-slow.cfg.in'), SLOW_PROFILE);
+    writeFileSync(join(folder, 'software.cfg'), `${readFileSync(join(HELLO, 'software.cfg'), 'utf8').replace('  instance-profile\n', '  instance-profile\n  instance-tree\n  instance-flaky\n  instance-slow\n')}
 [instance-tree]
 recipe = slapos.recipe.template
 url = \${:_profile_base_location_}/instance-tree.cfg.in
@@ -124,6 +138,11 @@ output = \${buildout:directory}/instance-tree.cfg
 recipe = slapos.recipe.template
 url = \${:_profile_base_location_}/instance-flaky.cfg.in
 output = \${buildout:directory}/instance-flaky.cfg
+
+[instance-slow]
+recipe = slapos.recipe.template
+url = \${:_profile_base_location_}/instance-slow.cfg.in
+output = \${buildout:directory}/instance-slow.cfg
 `);
     a = await start();
     b = await start();
@@ -232,6 +251,36 @@ output = \${buildout:directory}/instance-flaky.cfg
     // Nothing asks for it again: the host's retry makes it ready.
     await ownedUntil(b, 'flaky', (owned) => owned.status === 'ready');
     await request(b, { ...params, state: 'destroyed', waitMs: WAIT_MS });
+  });
+
+  it('a deployment\'s progress reaches the owner, held back at most the gap between progress reports', async () => {
+    const flag = join(dirs[0]!, 'slow-flag');
+    const params = { reference: 'slow', type: 'slow', parameters: { flag }, peer: a.peerId };
+    await request(b, params);
+    // The buildout waits for the flag: the host's last step, held back for a while, still reaches the owner.
+    await ownedUntil(b, 'slow', (o) => o.status === 'deploying' && o.message === 'running the instance profile');
+    writeFileSync(flag, '');
+    await ownedUntil(b, 'slow', (o) => o.status === 'ready');
+    await request(b, { ...params, state: 'destroyed', waitMs: WAIT_MS });
+  });
+
+  it('a deployment quicker than the gap between progress reports reaches its owner as one report: ready', async () => {
+    const d = await start({ trust: [a.peerId, b.peerId], progressReportGapMs: 3_600_000 });
+    while (!b.table.get(d.peerId)) await once(b.table, 'peer:updated');
+    const seen: string[] = [];
+    const record = (event: Event) => {
+      const owned = (event as CustomEvent<StoredOwned>).detail;
+      if (owned.reference === 'quick' && seen.at(-1) !== owned.status) seen.push(owned.status);
+    };
+    b.instances!.owned.addEventListener('instance:changed', record);
+    try {
+      const { reached } = await request(b, { reference: 'quick', parameters: { name: 'Quick' }, peer: d.peerId, waitMs: WAIT_MS });
+      assert.equal(reached, true);
+    } finally {
+      b.instances!.owned.removeEventListener('instance:changed', record);
+    }
+    assert.deepEqual(seen.filter((status) => status !== 'placing'), ['placed', 'ready']);
+    await request(b, { reference: 'quick', parameters: { name: 'Quick' }, peer: d.peerId, state: 'destroyed', waitMs: WAIT_MS });
   });
 
   it('A restarted brings its instances back, after asking their owner', async () => {
