@@ -2,15 +2,16 @@
 // a service, restarted with back-off whenever it exits; every file in etc/run/ is started once. Each runs in
 // a process group of its own (detached), with its output appended to .slapmesh/log/<name>.log, and its group
 // is recorded in node.db right after spawn, so that a node starting after a crash (SIGKILL leaves services
-// running) can end the groups of its previous run (reap) before it starts them again.
-import { spawn, type ChildProcess } from 'node:child_process';
+// running) can end the groups of its previous run (reap) before it starts them again. Programs are spawned by
+// a small helper process (node/launcher.ts), not by the node's.
 import { createHash } from 'node:crypto';
-import { closeSync, openSync, readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { mkdir, readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TypedEventEmitter } from '@libp2p/interface';
 import { KeyedQueue } from './keyed-queue.js';
+import { ProgramLauncher } from './launcher.js';
 import type { Logger } from './log.js';
 import type { NodeStore, StoredService } from './store.js';
 
@@ -53,6 +54,8 @@ export interface SupervisorInit {
   backoff?: Backoff;
   /** How long a process group has between SIGTERM and SIGKILL. Default 2 s. */
   graceMs?: number;
+  /** What spawns the programs (default: a launcher of its own). */
+  launcher?: ProgramLauncher;
 }
 
 export const DEFAULT_BACKOFF: Required<Backoff> = { initialMs: 500, maxMs: 30_000, resetAfterMs: 30_000 };
@@ -101,6 +104,8 @@ interface Program extends Found {
   stopped: boolean;
   /** Settles once the current leader's exit is handled. */
   exited?: Promise<void>;
+  /** Settles once a launch in progress has started the program, or failed. */
+  launching?: Promise<void>;
 }
 
 export class Supervisor extends TypedEventEmitter<SupervisorEvents> {
@@ -110,12 +115,14 @@ export class Supervisor extends TypedEventEmitter<SupervisorEvents> {
   readonly #partitions = new Map<number, Map<string, Program>>();
   /** start() and stop() of one partition run one after the other. */
   readonly #queue = new KeyedQueue<number>();
+  readonly #launcher: ProgramLauncher;
 
   constructor(init: SupervisorInit) {
     super();
     this.#init = init;
     this.#backoff = { ...DEFAULT_BACKOFF, ...init.backoff };
     this.#graceMs = init.graceMs ?? DEFAULT_GRACE_MS;
+    this.#launcher = init.launcher ?? new ProgramLauncher();
   }
 
   /**
@@ -144,12 +151,14 @@ export class Supervisor extends TypedEventEmitter<SupervisorEvents> {
       const outdated = [...programs.values()].filter((p) => found.get(p.name)?.fingerprint !== p.fingerprint);
       await Promise.all(outdated.map((p) => this.#stopProgram(p)));
       for (const p of outdated) programs.delete(p.name);
+      const launches: Promise<void>[] = [];
       for (const program of found.values()) {
         if (programs.has(program.name)) continue;
         const started: Program = { ...program, partition, folder, env: environment, running: false, startedAt: 0, delayMs: this.#backoff.initialMs, stopped: false };
         programs.set(program.name, started);
-        this.#launch(started);
+        launches.push(this.#launch(started));
       }
+      await Promise.all(launches);
       if (outdated.length > 0) this.#init.log.debug(`partition ${partition}: stopped ${outdated.map((p) => p.name).join(', ')} (changed or removed)`);
     });
   }
@@ -169,6 +178,7 @@ export class Supervisor extends TypedEventEmitter<SupervisorEvents> {
   async stopAll(): Promise<void> {
     const partitions = new Set([...this.#partitions.keys(), ...this.#queue.keys()]);
     await Promise.all([...partitions].map((partition) => this.stop(partition)));
+    this.#launcher.stop();
   }
 
   /** The names of the partition's programs that run now, sorted. */
@@ -177,43 +187,45 @@ export class Supervisor extends TypedEventEmitter<SupervisorEvents> {
   }
 
 
-  #launch(p: Program): void {
-    if (p.stopped) return;
-    let child: ChildProcess;
+  /** Starts the program; settles once it runs or its failure is handled (a retry planned). */
+  #launch(p: Program): Promise<void> {
+    if (p.stopped) return Promise.resolve();
+    const launching = this.#spawn(p).finally(() => {
+      if (p.launching === launching) p.launching = undefined;
+    });
+    p.launching = launching;
+    return launching;
+  }
+
+  async #spawn(p: Program): Promise<void> {
+    let ended!: (outcome: [number | null, NodeJS.Signals | null]) => void;
+    const exit = new Promise<[number | null, NodeJS.Signals | null]>((resolve) => (ended = resolve));
+    let pid: number;
     try {
-      const log = openSync(join(p.folder, LOG_FOLDER, `${p.name}.log`), 'a');
-      try {
-        child = spawn(p.path, [], { cwd: p.folder, env: p.env, detached: true, stdio: ['ignore', log, log] });
-      } finally {
-        closeSync(log); // the child has its own copy
-      }
+      const log = join(p.folder, LOG_FOLDER, `${p.name}.log`);
+      pid = await this.#launcher.launch({ path: p.path, cwd: p.folder, env: p.env, log }, (code, signal) => ended([code, signal]));
     } catch (error) {
       this.#failed(p, error as Error);
       return;
     }
-    const pid = child.pid;
-    if (pid === undefined) {
-      child.once('error', (error) => this.#failed(p, error));
-      return;
-    }
-    // Recorded before anything else: if this node is killed from here on, the next one finds the group.
+    // Recorded before anything else: if this node is killed from here on, the next one finds the group (and
+    // until the launcher hears so, it ends the group itself if this node dies).
     p.startedAt = Date.now();
     this.#init.store.putService({ partition: p.partition, name: p.name, pgid: pid, startedAt: p.startedAt });
+    this.#launcher.recorded(pid);
     p.pgid = pid;
     p.running = true;
-    child.on('error', (error) => this.#init.log.error(`${label(p)}: ${error.message}`));
-    p.exited = new Promise((resolve) => {
-      child.once('exit', (code, signal) => resolve(this.#exited(p, pid, code, signal)));
-    });
+    p.exited = exit.then(([code, signal]) => this.#exited(p, pid, code, signal));
     this.#init.log.debug(`${label(p)} started (pid ${pid})`);
     this.safeDispatchEvent('service:start', { detail: { partition: p.partition, name: p.name, pid } });
   }
 
+  /** `code` and `signal` both null: the launcher died, and with it the means to know when the program ends. */
   async #exited(p: Program, pid: number, code: number | null, signal: NodeJS.Signals | null): Promise<void> {
     p.running = false;
     this.safeDispatchEvent('service:exit', { detail: { partition: p.partition, name: p.name, pid, code, signal } });
     if (p.stopped) return; // stop() ends the group and forgets it
-    const how = signal ? `killed by ${signal}` : `exited with ${code}`;
+    const how = signal ? `killed by ${signal}` : code === null ? 'was lost with the program launcher' : `exited with ${code}`;
     if (p.kind === 'run') {
       if (code === 0) this.#init.log.debug(`${label(p)} ${how}`);
       else this.#init.log(`${label(p)} ${how}`);
@@ -251,7 +263,7 @@ export class Supervisor extends TypedEventEmitter<SupervisorEvents> {
   #restartLater(p: Program, delay: number): void {
     p.timer = setTimeout(() => {
       p.timer = undefined;
-      this.#launch(p);
+      void this.#launch(p);
     }, delay);
   }
 
@@ -259,6 +271,7 @@ export class Supervisor extends TypedEventEmitter<SupervisorEvents> {
     p.stopped = true;
     clearTimeout(p.timer);
     p.timer = undefined;
+    await p.launching;
     const pgid = p.pgid;
     if (pgid === undefined) return;
     // A run program's leader may be long gone: what is left under its pgid must still be its group.

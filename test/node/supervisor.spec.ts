@@ -3,6 +3,7 @@ import { strict as assert } from 'node:assert';
 import { spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, realpathSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
+import { ProgramLauncher } from '../../node/launcher.js';
 import { NodeStore } from '../../node/store.js';
 import { processStartTime, Supervisor, type ServiceExit, type ServiceStart, type SupervisorInit } from '../../node/supervisor.js';
 import { removeTree, writeTree } from '../helpers/files.js';
@@ -185,6 +186,21 @@ describe('node/supervisor', () => {
     chmodSync(join(folder, 'etc/service/later'), 0o755);
     await started;
     assert.deepEqual(supervisor.running(0), ['later']);
+  });
+
+  it('restarts its services when the launcher process dies, ending the groups it can no longer watch', async () => {
+    const launcher = new ProgramLauncher();
+    supervisor = make({ launcher });
+    program(folder, 'etc/service/steady', 'exec sleep 1000');
+    await supervisor.start(0, folder);
+    const first = starts[0]!.pid;
+    const restarted = next('service:start', named('steady'));
+    process.kill(launcher.pid!, 'SIGKILL');
+    const again = await restarted;
+    assert.notEqual(again.pid, first);
+    assert.ok(exited(first), 'the group started by the dead launcher is ended');
+    assert.deepEqual(supervisor.running(0), ['steady']);
+    assert.ok(lines.some((l) => l === 'partition 0: steady was lost with the program launcher; restarting in 10 ms'));
   });
 
   it('stopAll() stops every partition, one being started too', async () => {
