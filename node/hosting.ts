@@ -129,11 +129,11 @@ export class HostedInstances {
 
   // ---- the instance protocol, host side: `from` is the connection's PeerId ----
 
-  async reserve(from: string, request: InstanceRequest): Promise<Answer<{ lease: number }>> {
+  async reserve(from: string, request: InstanceRequest): Promise<Answer<{ lease: number; free: number }>> {
     const refusal = this.init.refusal(from, request.release);
     if (refusal) return { ok: false, code: 'refused', reason: refusal };
     const existing = this.init.store.getHosted(from, request.reference);
-    if (existing) return { ok: true, lease: RESERVE_LEASE_MS };
+    if (existing) return { ok: true, lease: RESERVE_LEASE_MS, free: this.init.partitions.counts().free };
     const partition = await this.init.partitions.claim(from, request.reference);
     if (!partition) {
       const { total } = this.init.partitions.counts();
@@ -144,7 +144,7 @@ export class HostedInstances {
       ...request, owner: from, epoch: 0, status: 'reserved', connection: {}, partition: partition.id, leaseUntil, confirmed: true, updatedAt: this.now(),
     });
     this.expireLater(from, request.reference);
-    return { ok: true, lease: RESERVE_LEASE_MS };
+    return { ok: true, lease: RESERVE_LEASE_MS, free: this.init.partitions.counts().free };
   }
 
   async confirm(from: string, reference: string, epoch: number): Promise<Answer<object>> {

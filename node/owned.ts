@@ -19,7 +19,7 @@ export const HOST_CALL_TIMEOUT_MS = 10_000;
 
 /** What an owner asks a host: the instance protocol's client, or this node's own host side. */
 export interface HostApi {
-  reserve(request: InstanceRequest, signal: AbortSignal): Promise<Answer<{ lease: number }>>;
+  reserve(request: InstanceRequest, signal: AbortSignal): Promise<Answer<{ lease: number; free?: number }>>;
   confirm(reference: string, epoch: number, signal: AbortSignal): Promise<Answer<object>>;
   update(request: InstanceRequest & { epoch: number }, signal: AbortSignal): Promise<Answer<{ instance: InstanceView }>>;
   renew(instances: { reference: string; epoch: number }[], signal: AbortSignal): Promise<Answer<{ unknown: string[] }>>;
@@ -220,7 +220,7 @@ export class OwnedInstances extends TypedEventEmitter<OwnedEvents> {
         if (reservation.code === 'refused') this.init.index.refused(peer);
         continue;
       }
-      this.init.index.reserved(peer);
+      this.init.index.reserved(peer, reservation.free);
       epoch++;
       const placed: StoredOwned = { ...wanted, host: peer, epoch, status: 'placed', connection: {}, updatedAt: this.now() };
       delete placed.message;

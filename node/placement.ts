@@ -89,12 +89,18 @@ export class PlacementIndex {
     this.peers.delete(peerId);
   }
 
-  /** Counts a reservation made on `peerId` until its next advert says how many partitions it has free. */
-  reserved(peerId: string): void {
+  /**
+   * Counts a reservation made on `peerId`: its free partitions are `free` when its answer said (other
+   * requesters' reservations included), else one less than known, until its next advert. Without the
+   * answer's count, requesters with an advert-old view all see the same emptiest peers and crowd them.
+   */
+  reserved(peerId: string, free?: number): void {
     const peer = this.peers.get(peerId);
-    if (!peer || peer.free <= 0) return;
+    if (!peer) return;
+    const now = free ?? Math.max(0, peer.free - 1);
+    if (now === peer.free) return;
     this.unindex(peer);
-    peer.free--;
+    peer.free = Math.min(now, peer.total);
     this.index(peer);
   }
 

@@ -155,13 +155,14 @@ export async function runModel(options: ModelOptions): Promise<SimulationResult>
       queue.after(hop, () => {
         if (!host.alive) return unreachable();
         const refusal = reserve(host, instance.record.reference);
+        const free = host.capacity - host.used; // told in the answer, as a node's reserve does
         queue.after(hop, () => {
           if (refusal) {
             counts.triesFull++;
             owner.view.refused(id);
             return refused(refusal);
           }
-          owner.view.reserved(id);
+          owner.view.reserved(id, free);
           const epoch = instance.epoch + 1;
           queue.after(hop, () => {
             const confirmed = host.alive ? confirm(host, instance, epoch) : 'cannot be reached';

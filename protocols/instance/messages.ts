@@ -56,7 +56,8 @@ export interface InstanceReport {
 
 /** Each op and the fields of its answer when done. */
 export interface InstanceResults {
-  reserve: { lease: number };
+  /** `free`: the host's partitions still free once this one is held (the owner's index learns it at no cost). */
+  reserve: { lease: number; free?: number };
   confirm: Empty;
   update: { instance: InstanceView };
   status: { instance: InstanceView };
@@ -216,7 +217,7 @@ const REQUESTS: { [O in InstanceOp]: Check } = {
 };
 
 const RESULTS: { [O in InstanceOp]: Check } = {
-  reserve: object({ ok: ok(true), lease: integer(1) }),
+  reserve: object({ ok: ok(true), lease: integer(1) }, { free: integer(0) }),
   confirm: object({ ok: ok(true) }),
   update: object({ ok: ok(true), instance: view }),
   status: object({ ok: ok(true), instance: view }),
@@ -322,7 +323,7 @@ export function projectAnswer(op: InstanceOp, answer: unknown): unknown {
     return { ok, code, reason: typeof reason === 'string' ? toMessage(reason) : reason };
   }
   switch (op) {
-    case 'reserve': return { ok: true, lease: answer['lease'] };
+    case 'reserve': return { ok: true, lease: answer['lease'], ...(answer['free'] === undefined ? {} : { free: answer['free'] }) };
     case 'update':
     case 'status': return { ok: true, instance: viewOf(answer['instance']) };
     case 'renew': return { ok: true, unknown: answer['unknown'] };

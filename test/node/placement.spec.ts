@@ -34,6 +34,22 @@ describe('node/placement: the index a requester ranks peers from', () => {
     assert.equal(index.size, 1);
   });
 
+  it('takes the free partitions a reservation\'s answer gives: other requesters\' reservations count', () => {
+    const index = new PlacementIndex();
+    index.update({ peerId: 'a', releases: ['rel'], free: 10, total: 10, load: 0 });
+    index.update({ peerId: 'b', releases: ['rel'], free: 9, total: 10, load: 0 });
+    assert.deepEqual(index.rank('rel', { limit: 5 }), ['a', 'b']);
+    // Others filled `a` since its advert: its answer says 2 left, so `b` (9, as advertised) comes first now.
+    index.reserved('a', 2);
+    assert.equal(index.get('a')!.free, 2);
+    assert.deepEqual(index.rank('rel', { limit: 5 }), ['b', 'a']);
+    index.reserved('a', 0);
+    assert.deepEqual(index.rank('rel', { limit: 5 }), ['b']);
+    // Room again (instances destroyed since): ranked again.
+    index.reserved('a', 5);
+    assert.deepEqual(index.rank('rel', { limit: 5 }), ['b', 'a']);
+  });
+
   it('a peer that refused a reservation is not ranked again until its next advert', () => {
     const index = new PlacementIndex();
     index.update({ peerId: 'a', releases: ['rel'], free: 3, total: 3, load: 0 });

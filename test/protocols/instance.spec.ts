@@ -34,11 +34,12 @@ class MemoryService implements InstanceService {
   readonly calls: Array<{ op: string; from: string }> = [];
   slowSignal: AbortSignal | undefined;
 
-  reserve(from: string, request: InstanceRequest, signal: AbortSignal): Promise<Answer<{ lease: number }>> | Answer<{ lease: number }> {
+  reserve(from: string, request: InstanceRequest, signal: AbortSignal): Promise<Answer<{ lease: number; free?: number }>> | Answer<{ lease: number; free?: number }> {
     this.calls.push({ op: 'reserve', from });
     switch (request.reference) {
       case 'boom': throw new Error('the database is on fire');
       case 'bad-lease': return { ok: true, lease: -1 };
+      case 'bad-free': return { ok: true, lease: 10_000, free: 1.5 };
       case 'rude': return { ok: false, code: 'refused', reason: `\u001b[31mno\n${'x'.repeat(2 * MAX_MESSAGE_BYTES)}` };
       case 'slow':
         this.slowSignal = signal;
@@ -47,7 +48,7 @@ class MemoryService implements InstanceService {
     const key = keyOf(from, request.reference);
     if (this.hosted.has(key)) return { ok: false, code: 'refused', reason: 'already reserved here: update it' };
     this.hosted.set(key, { ...request, owner: from, partition: this.hosted.size, epoch: 0, status: 'reserved', connection: {} });
-    return { ok: true, lease: 10_000 };
+    return { ok: true, lease: 10_000, free: 7 };
   }
 
   confirm(from: string, reference: string, epoch: number): Answer {
@@ -174,7 +175,7 @@ describe('protocols/instance', function () {
   });
 
   it('every op round-trips: owner → host and host → owner, by PeerId and by addresses', async () => {
-    assert.deepEqual(await ownerProtocol.reserve(host.peerId, request('web')), { ok: true, lease: 10_000 });
+    assert.deepEqual(await ownerProtocol.reserve(host.peerId, request('web')), { ok: true, lease: 10_000, free: 7 });
     assert.deepEqual(await ownerProtocol.reserve(host.peerId, request('web')), { ok: false, code: 'refused', reason: 'already reserved here: update it' });
     assert.deepEqual(await ownerProtocol.confirm(host.peerId, 'web', 1), { ok: true });
     const view = { ...request('web'), epoch: 1, status: 'deploying', connection: {} };
@@ -216,7 +217,7 @@ describe('protocols/instance', function () {
     assert.deepEqual(await thirdProtocol.confirm(host.peerId, 'shop', 99), notFound);
     assert.deepEqual(await thirdProtocol.renew(host.peerId, [{ reference: 'shop', epoch: 1 }]), { ok: true, unknown: ['shop'] });
     // Its own `shop` is another instance.
-    assert.deepEqual(await thirdProtocol.reserve(host.peerId, request('shop')), { ok: true, lease: 10_000 });
+    assert.deepEqual(await thirdProtocol.reserve(host.peerId, request('shop')), { ok: true, lease: 10_000, free: 7 });
     const theirs = await thirdProtocol.list(host.peerId);
     assert.ok(theirs.ok);
     assert.deepEqual(theirs.instances.map((instance) => [instance.reference, instance.epoch]), [['shop', 0]]);
@@ -236,7 +237,7 @@ describe('protocols/instance', function () {
 
   it('a caller\'s stored row is sent as the request\'s fields alone', async () => {
     const row = { ...request('row'), owner: 'someone', host: 'elsewhere', status: 'placing', connection: {}, updatedAt: 1 };
-    assert.deepEqual(await ownerProtocol.reserve(host.peerId, row), { ok: true, lease: 10_000 });
+    assert.deepEqual(await ownerProtocol.reserve(host.peerId, row), { ok: true, lease: 10_000, free: 7 });
   });
 
   const deep = (depth: number): unknown => depth === 0 ? 'leaf' : { down: deep(depth - 1) };
@@ -332,6 +333,7 @@ describe('protocols/instance', function () {
     assert.deepEqual(await ownerProtocol.reserve(host.peerId, request('bad-lease')), { ok: false, code: 'busy', reason: 'reserve failed on this node' });
     assert.ok(hostLog.slice(logged).some((line) => line === 'error: the instance service answered reserve from ' +
       `${owner.peerId.toString()} against the protocol: lease: not an integer from 1 up`), hostLog.join('\n'));
+    assert.deepEqual(await ownerProtocol.reserve(host.peerId, request('bad-free')), { ok: false, code: 'busy', reason: 'reserve failed on this node' });
     assert.equal((await ownerProtocol.status(host.peerId, 'web')).ok, true);
   });
 
