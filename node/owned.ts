@@ -214,10 +214,12 @@ export class OwnedInstances extends TypedEventEmitter<OwnedEvents> {
       if (peer === undefined) break;
       asked.add(peer);
       signal.throwIfAborted();
+      this.init.index.asking(peer);
       const reservation = await this.call(peer, (host) => host.reserve(request, signal));
       if (!reservation.ok) {
         reasons.push(`${peer}: ${reservation.reason}`);
         if (reservation.code === 'refused') this.init.index.refused(peer);
+        else this.init.index.unanswered(peer);
         continue;
       }
       this.init.index.reserved(peer, reservation.free);

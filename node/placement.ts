@@ -63,6 +63,12 @@ export class PlacementIndex {
   private readonly withRoom = new SampleSet();
   /** Per release, the peers with a free partition that have it. */
   private readonly holders = new Map<string, SampleSet>();
+  /**
+   * Per peer, the reservations asked and not answered yet: they count against its room. Under load an answer
+   * takes seconds, and a requester firing many requests meanwhile would otherwise send them all to the peer
+   * that looked emptiest when they started.
+   */
+  private readonly pending = new Map<string, number>();
 
   constructor(private readonly random: () => number = Math.random) {}
 
@@ -89,12 +95,18 @@ export class PlacementIndex {
     this.peers.delete(peerId);
   }
 
+  /** A reservation is being asked of `peerId`: one partition less until the answer (reserved, refused, unanswered). */
+  asking(peerId: string): void {
+    this.settle(peerId, +1);
+  }
+
   /**
    * Counts a reservation made on `peerId`: its free partitions are `free` when its answer said (other
    * requesters' reservations included), else one less than known, until its next advert. Without the
    * answer's count, requesters with an advert-old view all see the same emptiest peers and crowd them.
    */
   reserved(peerId: string, free?: number): void {
+    this.settle(peerId, -1);
     const peer = this.peers.get(peerId);
     if (!peer) return;
     const now = free ?? Math.max(0, peer.free - 1);
@@ -104,6 +116,11 @@ export class PlacementIndex {
     this.index(peer);
   }
 
+  /** A reservation asked of `peerId` got no answer (or a failure that says nothing of its room). */
+  unanswered(peerId: string): void {
+    this.settle(peerId, -1);
+  }
+
   /**
    * A peer refused a reservation (full, or not admitting this requester): not ranked again until its next
    * advert says otherwise. Otherwise a requester whose view is an advert old keeps asking the holders of a
@@ -111,6 +128,7 @@ export class PlacementIndex {
    * simulator measured 4% of requests refused so, with 80% of the partitions free).
    */
   refused(peerId: string): void {
+    this.settle(peerId, -1);
     const peer = this.peers.get(peerId);
     if (!peer || peer.free <= 0) return;
     this.unindex(peer);
@@ -126,12 +144,29 @@ export class PlacementIndex {
     const drawn = (set: SampleSet | undefined) => (set?.sample(SAMPLE_SIZE + exclude.size, this.random) ?? []).filter((id) => !exclude.has(id));
     const holding = drawn(this.holders.get(release));
     const others = drawn(this.withRoom).filter((id) => !holding.includes(id));
-    const byScore = (ids: string[]) => ids.map((id) => this.peers.get(id)!).sort(compareCapacity).map((peer) => peer.peerId);
+    const byScore = (ids: string[]) => ids.map((id) => ({ ...this.peers.get(id)!, free: this.room(id) })).sort(compareCapacity).map((peer) => peer.peerId);
     return [...byScore(holding), ...byScore(others)].slice(0, options.limit);
   }
 
+  /** Free partitions known, less the reservations asked and not answered. */
+  private room(peerId: string): number {
+    return (this.peers.get(peerId)?.free ?? 0) - (this.pending.get(peerId) ?? 0);
+  }
+
+  /** Counts one more (+1) or one less (-1) reservation pending on the peer, and indexes it again. */
+  private settle(peerId: string, change: 1 | -1): void {
+    const count = (this.pending.get(peerId) ?? 0) + change;
+    if (count < 0) return; // answered without having been asked (the model, tests): nothing pending
+    if (count === 0) this.pending.delete(peerId);
+    else this.pending.set(peerId, count);
+    const peer = this.peers.get(peerId);
+    if (!peer) return;
+    this.unindex(peer);
+    this.index(peer);
+  }
+
   private index(peer: PeerCapacity): void {
-    if (peer.free <= 0) return;
+    if (this.room(peer.peerId) <= 0) return;
     this.withRoom.add(peer.peerId);
     for (const release of peer.releases) {
       let set = this.holders.get(release);

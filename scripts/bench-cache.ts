@@ -28,6 +28,7 @@ import { createHost, type Host } from '../node/host.js';
 import type { Logger } from '../node/log.js';
 import { cacheProtocol } from '../protocols/cache/index.js';
 import { benchSupply } from './bench-supply.js';
+import { machineTicks, stealShare } from './machine.js';
 
 const SELF = fileURLToPath(import.meta.url);
 const MiB = 2 ** 20;
@@ -71,6 +72,8 @@ interface FetchPartResult {
   ways: Record<Way, Series & { cores: number }>;
   /** fetchBlob's median over the bare stream's median (target ≥ 0.8). */
   ratio: number;
+  /** The share of the machine's CPU time the hypervisor took meanwhile (scripts/machine.ts). */
+  steal: number;
 }
 
 /** A part's outcome: its figures (printed as one JSON line with --json), and how to print them for people. */
@@ -108,6 +111,7 @@ async function fetchPart(options: Options): Promise<FetchPartResult> {
     const artifact = await provider.next() as Artifact;
     fetcher = startChild(['--role', 'fetcher', '--address', artifact.address], options.cpuProfDir);
     await fetcher.next();
+    const ticksBefore = machineTicks();
     const speeds = Object.fromEntries(WAYS.map((way) => [way, [] as number[]])) as Record<Way, number[]>;
     const cores = Object.fromEntries(WAYS.map((way) => [way, [] as number[]])) as Record<Way, number[]>;
     for (let run = -1; run < options.runs; run++) { // run -1 warms everything up
@@ -120,7 +124,8 @@ async function fetchPart(options: Options): Promise<FetchPartResult> {
       }
     }
     const ways = Object.fromEntries(WAYS.map((way) => [way, { ...series(speeds[way]), cores: series(cores[way]).median }])) as FetchPartResult['ways'];
-    return { part: 'fetch', sizeMiB: options.sizeMiB, runs: options.runs, ways, ratio: ways.fetchBlob.median / ways.bare.median };
+    const steal = stealShare(ticksBefore, machineTicks());
+    return { part: 'fetch', sizeMiB: options.sizeMiB, runs: options.runs, ways, ratio: ways.fetchBlob.median / ways.bare.median, steal };
   } finally {
     await Promise.all([fetcher?.stop(), provider.stop()]);
   }
@@ -136,6 +141,7 @@ function printFetchPart(result: FetchPartResult): void {
     console.log(`  ${labels[way].padEnd(32)} ${median.toFixed(0).padStart(5)} MiB/s  (runs: ${mibPerSecond.map((v) => v.toFixed(0)).join(', ')}; ${cores.toFixed(2)} of ${availableParallelism()} cores busy)`);
   }
   console.log(`  (b)/(a) = ${result.ratio.toFixed(2)} (target >= 0.8)`);
+  console.log(`  stolen by the hypervisor meanwhile: ${(100 * result.steal).toFixed(0)}% of the machine's CPU time`);
 }
 
 /** What the provider holds: where it listens, and the artifact's CID, size and chunk hashes (a cache entry's). */

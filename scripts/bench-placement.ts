@@ -11,7 +11,10 @@
 //
 // One process rather than one per node: on 2 cores the CPU is the limit either way, and in one process the
 // owner's `instance:changed` events give the moment of readiness without polling, and /proc/self/stat gives
-// the CPU of the nodes, /proc/<pid>/stat that of the buildout runners (node/buildout-runners.ts).
+// the CPU of the nodes, /proc/<pid>/stat that of the buildout runners (node/buildout-runners.ts) and program
+// launchers (node/launcher.ts). (Tried: each node in a worker thread of its own, to use both cores. On 2 cores
+// it did far worse — 52 CPU-s in the nodes instead of 20, 37 requests refused: twenty isolates each compile
+// the same code during the burst, and each node starts buildout runners of its own.)
 import { once } from 'node:events';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -23,6 +26,7 @@ import { callControl } from '../node/control.js';
 import type { InstanceJson } from '../node/instances.js';
 import { SlapmeshNode, type NodeOptions } from '../node/node.js';
 import type { StoredOwned } from '../node/store.js';
+import { machineTicks, stealShare } from './machine.js';
 
 const RELEASE = fileURLToPath(new URL('../../examples/hello/software.cfg', import.meta.url));
 /** /proc's unit of CPU time (USER_HZ, 100 on Linux). */
@@ -250,25 +254,28 @@ function childProcesses(): { pid: string; command: string }[] {
 }
 
 const isRunner = (command: string) => command.includes('buildout-runner.js');
+/** The nodes' long-lived helpers: buildout runners and program launchers (their CPU is the nodes' work). */
+const isHelper = (command: string) => isRunner(command) || command.includes('launcher-process.js');
 
 /**
  * CPU seconds of this process (the nodes), of its waited-for children (promise scripts, services that
- * exited), and of the buildout runners alive now (with the commands they waited for).
+ * exited), and of the helpers alive now, buildout runners and program launchers (with the commands they waited
+ * for, the services a launcher started that exited).
  */
-function cpuSeconds(): { self: number; children: number; runners: number } {
+function cpuSeconds(): { self: number; children: number; helpers: number } {
   const self = statSeconds(readFileSync('/proc/self/stat', 'utf8'));
-  let runners = 0;
+  let helpers = 0;
   for (const { pid, command } of childProcesses()) {
-    if (!isRunner(command)) continue;
+    if (!isHelper(command)) continue;
     try {
-      const runner = statSeconds(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-      runners += runner.own + runner.waited;
+      const helper = statSeconds(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+      helpers += helper.own + helper.waited;
     } catch { continue; }
   }
-  return { self: self.own, children: self.waited, runners };
+  return { self: self.own, children: self.waited, helpers };
 }
 
-/** Children of this process now: buildout runners, and the rest (services, promises). */
+/** Children of this process now: buildout runners, and the rest (program launchers, promises). */
 function children(): { buildouts: number; others: number } {
   const all = childProcesses();
   const buildouts = all.filter(({ command }) => isRunner(command)).length;
@@ -332,9 +339,11 @@ async function main(): Promise<void> {
     const setup = await setUp(options, work, nodes);
     const sampler = sample(abort);
     const cpuBefore = cpuSeconds();
+    const ticksBefore = machineTicks();
     const fired = await fire(options, nodes, setup.cid, abort);
     const wallS = (performance.now() - fired.firstAt) / 1000;
     const cpuAfter = cpuSeconds();
+    const ticksAfter = machineTicks();
     const processes = sampler.stop();
     const checks = await check(options, nodes, fired.outcomes);
     const { outcomes } = fired;
@@ -346,7 +355,8 @@ async function main(): Promise<void> {
       stoppedEarly: abort.signal.aborted ? String((abort.signal.reason as Error).message) : undefined, timedOut: fired.timedOut,
       maxLateMs: fired.maxLateMs, spread: spread(checks.perNode), checks,
       cpu: {
-        wallS, selfS: cpuAfter.self - cpuBefore.self, childrenS: cpuAfter.children - cpuBefore.children, runnersS: cpuAfter.runners - cpuBefore.runners,
+        wallS, selfS: cpuAfter.self - cpuBefore.self, childrenS: cpuAfter.children - cpuBefore.children, helpersS: cpuAfter.helpers - cpuBefore.helpers,
+        stealShare: stealShare(ticksBefore, ticksAfter),
       }, processes,
       failureSamples: failures.slice(0, 5),
     };
@@ -361,7 +371,7 @@ async function main(): Promise<void> {
 type Result = {
   options: Options; setup: Omit<Setup, 'cid'>; accepted: ReturnType<typeof summary>; ready: ReturnType<typeof summary>; failures: number; notReady: number;
   stoppedEarly: string | undefined; timedOut: boolean; maxLateMs: number; spread: ReturnType<typeof spread>; checks: Checks;
-  cpu: { wallS: number; selfS: number; childrenS: number; runnersS: number }; processes: ReturnType<Sampler['stop']>; failureSamples: string[];
+  cpu: { wallS: number; selfS: number; childrenS: number; helpersS: number; stealShare: number }; processes: ReturnType<Sampler['stop']>; failureSamples: string[];
 };
 
 function print(r: Result): void {
@@ -376,8 +386,8 @@ function print(r: Result): void {
   console.log(`  instances per node: min ${r.spread.min}, median ${r.spread.median}, max ${r.spread.max} [${checks.perNode.join(' ')}]; hosted ${checks.hostedTotal} (${checks.hostedReady} ready); nodes over capacity: ${checks.overCapacity}`);
   console.log(`  urls checked: ${checks.urlsChecked}, wrong: ${checks.urlsWrong.length}${checks.urlsWrong.map((w) => `\n    ${w}`).join('')}`);
   const deployments = Math.max(1, ready.count);
-  const total = cpu.selfS + cpu.childrenS + cpu.runnersS;
-  console.log(`  CPU over ${cpu.wallS.toFixed(1)} s: nodes ${cpu.selfS.toFixed(1)} s, buildout runners ${cpu.runnersS.toFixed(1)} s, exited children ${cpu.childrenS.toFixed(1)} s; ${(total / deployments).toFixed(3)} s per ready instance; ${(total / cpu.wallS).toFixed(2)} cores busy`);
+  const total = cpu.selfS + cpu.childrenS + cpu.helpersS;
+  console.log(`  CPU over ${cpu.wallS.toFixed(1)} s: nodes ${cpu.selfS.toFixed(1)} s, runners and launchers ${cpu.helpersS.toFixed(1)} s, exited children ${cpu.childrenS.toFixed(1)} s; ${(total / deployments).toFixed(3)} s per ready instance; ${(total / cpu.wallS).toFixed(2)} cores busy; stolen by the hypervisor: ${(100 * cpu.stealShare).toFixed(0)}% of the machine's CPU time`);
   console.log(`  at most ${p.peakBuildouts} buildout runners and ${p.peakOthers} other child processes at once; memory available at least ${p.minAvailableGiB.toFixed(1)} GiB`);
 }
 

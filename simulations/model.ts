@@ -148,9 +148,11 @@ export async function runModel(options: ModelOptions): Promise<SimulationResult>
         next(tries + 1);
       };
       const unreachable = () => {
+        owner.view.unanswered(id);
         counts.triesUnreachable++;
         queue.after(HOST_CALL_TIMEOUT_MS, () => refused('cannot be reached'));
       };
+      owner.view.asking(id);
       if (!host.alive) return unreachable();
       queue.after(hop, () => {
         if (!host.alive) return unreachable();

@@ -50,6 +50,26 @@ describe('node/placement: the index a requester ranks peers from', () => {
     assert.deepEqual(index.rank('rel', { limit: 5 }), ['b', 'a']);
   });
 
+  it('counts the reservations asked and not answered yet against a peer\'s room', () => {
+    const index = new PlacementIndex();
+    index.update({ peerId: 'a', releases: ['rel'], free: 2, total: 10, load: 0 });
+    index.update({ peerId: 'b', releases: ['rel'], free: 3, total: 10, load: 0 });
+    index.asking('b');
+    index.asking('b');
+    // b: 3 free, 2 being asked for: 1 of room, less than a's 2.
+    assert.deepEqual(index.rank('rel', { limit: 5 }), ['a', 'b']);
+    index.asking('b');
+    assert.deepEqual(index.rank('rel', { limit: 5 }), ['a'], 'no room left while three are pending');
+    index.unanswered('b');
+    index.reserved('b', 2); // its answer: 2 free, this reservation included; one still pending
+    assert.deepEqual(index.rank('rel', { limit: 5 }), ['a', 'b']);
+    index.refused('b');
+    assert.deepEqual(index.rank('rel', { limit: 5 }), ['a']);
+    // Nothing pending is left behind: an advert giving room brings b back as it says.
+    index.update({ peerId: 'b', releases: ['rel'], free: 9, total: 10, load: 0 });
+    assert.deepEqual(index.rank('rel', { limit: 5 }), ['b', 'a']);
+  });
+
   it('a peer that refused a reservation is not ranked again until its next advert', () => {
     const index = new PlacementIndex();
     index.update({ peerId: 'a', releases: ['rel'], free: 3, total: 3, load: 0 });
