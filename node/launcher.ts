@@ -1,8 +1,8 @@
 // Spawning the partitions' programs from a small helper process (launcher-process.ts) rather than from the
 // node's: on Linux, Node forks to spawn, and a fork costs in proportion to the memory of the process that
 // forks, while its event loop stands still (measured with 20 spawns of /bin/true: 4 ms each from a 50 MB
-// process, 56 ms from 550 MB). A node hosting many instances is a large process; the helper stays small and
-// forks on its own core.
+// process, 56 ms from 550 MB). A node hosting many instances is a large process; the helper stays small, and
+// its forks hold up nothing of the node's.
 //
 // The helper starts at the first launch and stops with stop(). Each program's group is ended by the helper if
 // the node dies before confirming that it recorded the group (recorded()), so no group escapes both the
@@ -85,7 +85,10 @@ export class ProgramLauncher {
     helper.unref();
     helper.channel?.unref(); // a node with programs running may still stop
     helper.on('message', (reply: LauncherReply) => this.answer(reply));
-    helper.on('error', (error) => this.failAll(helper, new LauncherLostError(`the program launcher failed: ${error.message}`)));
+    helper.on('error', (error) => {
+      helper.kill('SIGKILL'); // taken for lost: it must not live on unheard
+      this.failAll(helper, new LauncherLostError(`the program launcher failed: ${error.message}`));
+    });
     helper.once('exit', (code, signal) => this.failAll(helper, new LauncherLostError(`the program launcher ended (${signal ?? `exit status ${code}`})`)));
     this.helper = helper;
     return helper;

@@ -38,31 +38,24 @@ recipe = slapos.cookbook:publish
 child-url = $\${child:connection-url}
 `;
 
-/** A profile of type `slow`: its buildout waits until the file its `flag` parameter names exists. */
-const SLOW_PROFILE = `[buildout]
-parts = wait
+/** A profile whose one part runs a shell command, given the instance's parameters in [slap-configuration]. */
+const commandProfile = (command: string) => `[buildout]
+parts = run
 
 [slap-configuration]
 recipe = slapos.cookbook:slapconfiguration
 
-[wait]
+[run]
 recipe = plone.recipe.command
 stop-on-error = true
-command = while [ ! -e $\${slap-configuration:configuration.flag} ]; do sleep 0.05; done
+command = ${command}
 `;
 
-/** A profile of type `flaky`: it fails until the file its `flag` parameter names exists. */
-const FLAKY_PROFILE = `[buildout]
-parts = wait
+/** Type `slow`: its buildout waits until the file its `flag` parameter names exists. */
+const SLOW_PROFILE = commandProfile('while [ ! -e $${slap-configuration:configuration.flag} ]; do sleep 0.05; done');
 
-[slap-configuration]
-recipe = slapos.cookbook:slapconfiguration
-
-[wait]
-recipe = plone.recipe.command
-stop-on-error = true
-command = test -e $\${slap-configuration:configuration.flag}
-`;
+/** Type `flaky`: it fails until the file its `flag` parameter names exists. */
+const FLAKY_PROFILE = commandProfile('test -e $${slap-configuration:configuration.flag}');
 
 async function get(url: string): Promise<string> {
   const response = await fetch(url, { signal: AbortSignal.timeout(5000) });
