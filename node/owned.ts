@@ -10,8 +10,6 @@ import { checkInstanceRequest, type Answer, type InstanceReport, type InstanceVi
 
 /** How many peers a request tries before it is refused. */
 export const MAX_PLACEMENT_TRIES = 5;
-/** Tries that go to the peers holding the release first (see nextCandidate). */
-export const HOLDER_TRIES = 2;
 /** An owner moves an instance only after its host has been unreachable for longer than this. */
 export const HOSTING_LEASE_MS = 60_000;
 /** Instances per renew call: well under the protocol's 1000 and 256 KiB with the longest references. */
@@ -78,9 +76,7 @@ export function reached(owned: StoredOwned): boolean {
  */
 export function nextCandidate(index: Pick<PlacementIndex, 'rank'>, release: string, asked: ReadonlySet<string>, pinned?: string): string | undefined {
   if (pinned) return asked.has(pinned) ? undefined : pinned;
-  // After HOLDER_TRIES refusals, the holders' room as the index knows it is likely stale (a popular release's
-  // holders fill up between two adverts): any peer with room is as good, rather than a refused request.
-  return index.rank(release, { limit: 1, exclude: asked, preferHolders: asked.size < HOLDER_TRIES })[0];
+  return index.rank(release, { limit: 1, exclude: asked })[0];
 }
 
 /** Why a placement failed: nobody to ask, or each refusal. */

@@ -137,13 +137,12 @@ export class PlacementIndex {
 
   /**
    * The peers to try for an instance of `release`, best first: a sample of those that hold it, then a
-   * sample of the others with room, each ranked by room and load (`preferHolders: false`: one sample of all
-   * with room, ranked so). At most `limit`; never those in `exclude`.
+   * sample of the others with room, each ranked by room and load. At most `limit`; never those in `exclude`.
    */
-  rank(release: string, options: { limit: number; exclude?: ReadonlySet<string>; preferHolders?: boolean }): string[] {
+  rank(release: string, options: { limit: number; exclude?: ReadonlySet<string> }): string[] {
     const exclude = options.exclude ?? new Set<string>();
     const drawn = (set: SampleSet | undefined) => (set?.sample(SAMPLE_SIZE + exclude.size, this.random) ?? []).filter((id) => !exclude.has(id));
-    const holding = options.preferHolders === false ? [] : drawn(this.holders.get(release));
+    const holding = drawn(this.holders.get(release));
     const others = drawn(this.withRoom).filter((id) => !holding.includes(id));
     const byScore = (ids: string[]) => ids.map((id) => ({ ...this.peers.get(id)!, free: this.room(id) })).sort(compareCapacity).map((peer) => peer.peerId);
     return [...byScore(holding), ...byScore(others)].slice(0, options.limit);

@@ -2,7 +2,7 @@
 // dies between reserve and confirm, refusals with reasons, epochs, stale reports, and moves.
 import { strict as assert } from 'node:assert';
 import { join } from 'node:path';
-import { HOLDER_TRIES, InvalidInstanceRequestError, OwnedInstances, PlacementError, type HostApi } from '../../node/owned.js';
+import { InvalidInstanceRequestError, OwnedInstances, PlacementError, type HostApi } from '../../node/owned.js';
 import { PlacementIndex } from '../../node/placement.js';
 import { NodeStore, STORE_FILE, type InstanceRequest } from '../../node/store.js';
 import type { Answer, InstanceView } from '../../protocols/instance/index.js';
@@ -92,17 +92,6 @@ describe('node/owned: placing what this node requests', () => {
     assert.deepEqual(owned.check('p1', 'web', 1), { ok: true, current: false });
     assert.deepEqual(owned.report('p2', { reference: 'web', epoch: 2, status: 'ready', connection: { url: 'u' } }), { ok: true });
     assert.deepEqual(owned.get('web')?.connection, { url: 'u' });
-  });
-
-  it('after HOLDER_TRIES refusals, the next try goes to the emptiest peer with room, holding the release or not', async () => {
-    index.update({ peerId: 'p4', releases: [RELEASE], free: 1, total: 10, load: 0 });
-    hosts.set('p4', new FakeHost());
-    for (const id of ['p1', 'p2']) hosts.get(id)!.reserveAnswer = () => ({ ok: false, code: 'refused', reason: 'no free partition (all 10 in use)' });
-    const placed = await owned.request(request('web'));
-    assert.equal(HOLDER_TRIES, 2);
-    // p4 holds the release but has 1 partition free as far as this node knows; p3 has 10.
-    assert.equal(placed.host, 'p3');
-    assert.deepEqual(hosts.get('p4')!.calls, []);
   });
 
   it('every peer refusing: PlacementError with each one\'s reason, and nothing recorded', async () => {

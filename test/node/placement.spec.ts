@@ -70,14 +70,6 @@ describe('node/placement: the index a requester ranks peers from', () => {
     assert.deepEqual(index.rank('rel', { limit: 5 }), ['b', 'a']);
   });
 
-  it('ranks all peers with room alike when told not to prefer the holders of the release', () => {
-    const index = new PlacementIndex();
-    index.update({ peerId: 'holder', releases: ['rel'], free: 1, total: 10, load: 0 });
-    index.update({ peerId: 'empty', releases: [], free: 10, total: 10, load: 0 });
-    assert.deepEqual(index.rank('rel', { limit: 5 }), ['holder', 'empty']);
-    assert.deepEqual(index.rank('rel', { limit: 5, preferHolders: false }), ['empty', 'holder']);
-  });
-
   it('a peer that refused a reservation is not ranked again until its next advert', () => {
     const index = new PlacementIndex();
     index.update({ peerId: 'a', releases: ['rel'], free: 3, total: 3, load: 0 });
