@@ -464,14 +464,8 @@ export class HostedInstances {
       return;
     }
     const wait = (this.ownerKnows.get(key)?.at ?? 0) + (this.init.progressReportGapMs ?? PROGRESS_REPORT_GAP_MS) - this.now();
-    if (wait <= 0) return this.sendReport(hosted);
-    const timer = setTimeout(() => {
-      this.reportTimers.delete(key);
-      const latest = this.init.store.getHosted(hosted.owner, hosted.reference);
-      if (latest) this.sendReport(latest);
-    }, wait);
-    timer.unref();
-    this.reportTimers.set(key, timer);
+    if (wait <= 0) this.sendReport(hosted);
+    else this.reportLater(hosted, wait, REPORT_RETRY_MS);
   }
 
   /** The row as stored now (connection parameters may have been published meanwhile). */
@@ -500,30 +494,33 @@ export class HostedInstances {
     };
     const signal = AbortSignal.any([this.stopping.signal, AbortSignal.timeout(OWNER_CALL_TIMEOUT_MS)]);
     this.ownerKnows.set(key, { status, at: this.now() });
+    const retry = () => this.reportLater(hosted, delay, Math.min(delay * 2, 60_000));
     this.init.owner(hosted.owner).report(report, signal).then((answer) => {
       if (answer.ok || status === 'destroyed') return;
       if (answer.code === 'stale') {
         this.init.log(`${key}: its owner placed it elsewhere (epoch ${hosted.epoch} is stale): destroying this copy`);
         void this.destroySuperseded(hosted);
-      } else if (!current.next) this.retryReport(hosted, status, delay);
+      } else if (!current.next) retry();
     }, () => {
-      if (!this.stopping.signal.aborted && !current.next) this.retryReport(hosted, status, delay);
+      if (!this.stopping.signal.aborted && !current.next) retry();
     }).finally(() => {
       this.reportsInFlight.delete(key);
       if (current.next && !this.stopping.signal.aborted) this.sendReport(current.next.hosted, current.next.status);
     });
   }
 
-  private retryReport(hosted: StoredHosted, status: string, delay: number): void {
+  /** Sends the instance's latest row after `wait` ms (a report retried, or progress held back); `delay`: its retry's. */
+  private reportLater(hosted: StoredHosted, wait: number, delay: number): void {
     const key = hostedKey(hosted.owner, hosted.reference);
     const timer = setTimeout(() => {
       this.reportTimers.delete(key);
       const latest = this.init.store.getHosted(hosted.owner, hosted.reference);
-      if (latest) this.sendReport(latest, latest.status, Math.min(delay * 2, 60_000));
-    }, delay);
+      if (latest) this.sendReport(latest, latest.status, delay);
+    }, wait);
     timer.unref();
     this.reportTimers.set(key, timer);
   }
+
 
 }
 
