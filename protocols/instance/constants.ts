@@ -1,10 +1,10 @@
 // The instance protocol: owners place and change their instances on hosts, hosts report back to owners
 // (design.md §5, §7; docs/instances.md).
 
-export const INSTANCE_PROTOCOL = '/slapmesh/instance/1.0.0';
-/** A request: one length-prefixed JSON message. */
+export const INSTANCE_PROTOCOL = '/slapmesh/instance/2.0.0';
+/** A request: one JSON message in a frame (session.ts). */
 export const MAX_INSTANCE_REQUEST_BYTES = 256 * 1024;
-/** An answer: one length-prefixed JSON message (a `list` of many instances is the largest). */
+/** An answer: one JSON message in a frame (a `list` of many instances is the largest). */
 export const MAX_INSTANCE_ANSWER_BYTES = 1024 * 1024;
 /** A reference: 1 to this many printable characters (code points). */
 export const MAX_REFERENCE_LENGTH = 256;
@@ -34,6 +34,13 @@ export const INSTANCE_TIMEOUT_MS = 10_000;
  * service gives its caller a reason rather than a timeout.
  */
 export const INSTANCE_HANDLER_TIMEOUT_MS = 5_000;
-/** Concurrent instance streams per connection and direction: placements, renewals and reports at once. */
-export const MAX_INBOUND_STREAMS = 32;
-export const MAX_OUTBOUND_STREAMS = 32;
+/**
+ * Instance streams per connection and direction. A node opens one per connection and keeps it (session.ts);
+ * more come only while one is being replaced.
+ */
+export const MAX_INBOUND_STREAMS = 8;
+export const MAX_OUTBOUND_STREAMS = 8;
+/** Requests of one session the handler works on at once; it reads no more until one is answered. */
+export const MAX_SESSION_REQUESTS = 64;
+/** A session with no call in progress for this long is closed by the node that opened it. */
+export const SESSION_IDLE_MS = 30_000;

@@ -1,12 +1,14 @@
 /**
- * The instance protocol (`/slapmesh/instance/1.0.0`): an owner reserves, confirms, updates, watches, renews
+ * The instance protocol (`/slapmesh/instance/2.0.0`): an owner reserves, confirms, updates, watches, renews
  * and lists its instances on a host; a host reports an instance's status and connection parameters to its
  * owner, and asks the owner whether its copy is still current (docs/instances.md).
  *
- * One length-prefixed JSON request per stream (`{"op": …, …fields}`, at most MAX_INSTANCE_REQUEST_BYTES),
- * one length-prefixed JSON answer (at most MAX_INSTANCE_ANSWER_BYTES): `{"ok": true, …}` or `{"ok": false,
- * "code", "reason"}`; then both sides close. Every field is checked on both sides (messages.ts); a request
- * that breaks the rules is answered `invalid` and logged. The handler never reads an owner from a message:
+ * A node keeps one stream per connection open for its calls, a session (session.ts): each request is a
+ * JSON message (`{"op": …, …fields}`, at most MAX_INSTANCE_REQUEST_BYTES) in a length-prefixed frame that
+ * starts with a 4-byte id; each answer (at most MAX_INSTANCE_ANSWER_BYTES), `{"ok": true, …}` or `{"ok":
+ * false, "code", "reason"}`, comes back in a frame with the request's id, in the order the service answers.
+ * Every field is checked on both sides (messages.ts); a request that breaks the rules is answered `invalid`
+ * and logged, a frame that cannot be read ends the session. The handler never reads an owner from a message:
  * it gives its service the PeerId of the connection, so a peer only ever addresses its own instances.
  *
  * @example
@@ -62,8 +64,10 @@ export interface InstanceInit {
   service?: InstanceService;
   /** Default bound of each call, with or without the caller's signal (default INSTANCE_TIMEOUT_MS). */
   timeoutMs?: number;
-  /** Bound of the handler's reading and of the service's work on one request (default INSTANCE_HANDLER_TIMEOUT_MS). */
+  /** Bound of the service's work on one request, and of writing its answer (default INSTANCE_HANDLER_TIMEOUT_MS). */
   handlerTimeoutMs?: number;
+  /** An open session with no call in progress is closed after this long (default SESSION_IDLE_MS). */
+  sessionIdleMs?: number;
 }
 
 /** The node's log for this component (node/log.ts's Logger fits). */

@@ -4,7 +4,7 @@ import { lpStream } from '@libp2p/utils';
 import { abortable, bounded, isFramingError } from '../streams.js';
 import {
   INSTANCE_HANDLER_TIMEOUT_MS, INSTANCE_PROTOCOL, INSTANCE_TIMEOUT_MS, MAX_INBOUND_STREAMS, MAX_INSTANCE_ANSWER_BYTES,
-  MAX_INSTANCE_REQUEST_BYTES, MAX_OUTBOUND_STREAMS,
+  MAX_INSTANCE_REQUEST_BYTES, MAX_OUTBOUND_STREAMS, MAX_SESSION_REQUESTS, SESSION_IDLE_MS,
 } from './constants.js';
 import { InstanceTimeoutError, InvalidInstanceAnswerError, InvalidInstanceRequestError } from './errors.js';
 import type {
@@ -15,6 +15,7 @@ import {
   type AnswerOf, type InstanceMessage, type InstancePlacement, type InstanceReport, type InstanceRequest, type InstanceUpdate,
   type RefusalCode,
 } from './messages.js';
+import { ClientSession, frame, SessionEndedError, unframe } from './session.js';
 
 /**
  * How much of an oversized request the handler takes in while it refuses it: up to this, the peer gets an
@@ -28,6 +29,11 @@ export class Instance implements InstanceProtocol {
   private service: InstanceService | undefined;
   private readonly timeoutMs: number;
   private readonly handlerTimeoutMs: number;
+  private readonly sessionIdleMs: number;
+  /** The sessions this node opened, by connection id: calls to a peer share one stream. */
+  private readonly sessions = new Map<string, Promise<ClientSession>>();
+  /** The sessions this node serves: ended when it stops serving. */
+  private readonly served = new Set<Stream>();
   private started = false;
 
   constructor(components: InstanceComponents, init: InstanceInit) {
@@ -36,11 +42,12 @@ export class Instance implements InstanceProtocol {
     this.service = init.service;
     this.timeoutMs = init.timeoutMs ?? INSTANCE_TIMEOUT_MS;
     this.handlerTimeoutMs = init.handlerTimeoutMs ?? INSTANCE_HANDLER_TIMEOUT_MS;
+    this.sessionIdleMs = init.sessionIdleMs ?? SESSION_IDLE_MS;
   }
 
   async start(): Promise<void> {
     if (this.started) return;
-    await this.libp2p.handle(INSTANCE_PROTOCOL, (stream, connection) => this.answer(stream, connection), {
+    await this.libp2p.handle(INSTANCE_PROTOCOL, (stream, connection) => this.serveSession(stream, connection), {
       maxInboundStreams: MAX_INBOUND_STREAMS,
       maxOutboundStreams: MAX_OUTBOUND_STREAMS,
     });
@@ -51,6 +58,9 @@ export class Instance implements InstanceProtocol {
     if (!this.started) return;
     this.started = false;
     await this.libp2p.unhandle(INSTANCE_PROTOCOL);
+    // Sessions opened before go too: a caller's next call finds that this node no longer serves.
+    for (const stream of this.served) stream.abort(new SessionEndedError('the node stopped serving instances'));
+    for (const opening of this.sessions.values()) void opening.then((session) => session.close(), () => undefined);
   }
 
   setService(service: InstanceService | undefined): void {
@@ -89,27 +99,57 @@ export class Instance implements InstanceProtocol {
     return this.call(peer, { op: 'check', reference, epoch }, options);
   }
 
-  /** Sends one request and reads its answer, checked against the request. */
+  /** Sends one request on the connection's session and reads its answer, checked against the request. */
   private async call<M extends InstanceMessage>(peer: InstancePeer, message: M, options: AbortOptions = {}): Promise<AnswerOf<M['op']>> {
     const request = encodeRequest(message);
     const { signal, timeout } = bounded(options.signal, this.timeoutMs);
-    let stream: Stream | undefined;
     try {
       const connection = await this.libp2p.dial(peer, { signal });
-      stream = await connection.newStream(INSTANCE_PROTOCOL, { signal, maxOutboundStreams: MAX_OUTBOUND_STREAMS });
-      const lp = lpStream(stream, { maxDataLength: MAX_INSTANCE_ANSWER_BYTES, maxBufferSize: MAX_INSTANCE_ANSWER_BYTES + 16 });
-      await lp.write(request, { signal });
-      const answer = parseAnswer(message.op as M['op'], (await lp.read({ signal })).subarray());
-      const problem = typeof answer === 'string' ? answer : mismatch(message, answer);
-      if (problem !== undefined) {
-        throw new InvalidInstanceAnswerError(`bad answer from ${connection.remotePeer.toString()} to ${message.op}: ${problem}`);
+      let bytes: Uint8Array;
+      for (let attempt = 1; ; attempt++) {
+        const session = await abortable(this.sessionOn(connection), signal);
+        const reused = session.answered;
+        try {
+          bytes = await session.exchange(request, signal);
+          break;
+        } catch (error) {
+          // A session that had answered before may have ended just now — its peer stopped serving, or the
+          // idle close crossed this request: once more, on a new stream. (Every op may be repeated: a
+          // placement is idempotent by reference and epoch.)
+          if (attempt === 1 && reused && session.ended && !signal.aborted && !isFramingError(error)) continue;
+          throw error;
+        }
       }
-      await stream.close({ signal });
+      const answer = parseAnswer(message.op as M['op'], bytes);
+      const problem = typeof answer === 'string' ? answer : mismatch(message, answer);
+      if (problem !== undefined) throw new InvalidInstanceAnswerError(problem);
       return answer as AnswerOf<M['op']>;
     } catch (error) {
-      stream?.abort(error as Error);
       throw this.clientError(error, peer, message.op, timeout, options.signal);
     }
+  }
+
+  /** The open session on this connection, or a new one (calls made while it opens share it). */
+  private async sessionOn(connection: Connection): Promise<ClientSession> {
+    const known = this.sessions.get(connection.id);
+    if (known !== undefined) {
+      const session = await known.catch(() => undefined);
+      if (session !== undefined && !session.ended) return session;
+    }
+    const opening: Promise<ClientSession> = connection
+      // Its own bound rather than a caller's signal: the callers that share it do not abort each other.
+      .newStream(INSTANCE_PROTOCOL, { signal: AbortSignal.timeout(this.timeoutMs), maxOutboundStreams: MAX_OUTBOUND_STREAMS })
+      .then((stream) => new ClientSession(stream, {
+        maxAnswerBytes: MAX_INSTANCE_ANSWER_BYTES, idleMs: this.sessionIdleMs,
+        onEnd: () => this.forgetSession(connection.id, opening),
+      }));
+    this.sessions.set(connection.id, opening);
+    opening.catch(() => this.forgetSession(connection.id, opening));
+    return opening;
+  }
+
+  private forgetSession(connectionId: string, opening: Promise<ClientSession>): void {
+    if (this.sessions.get(connectionId) === opening) this.sessions.delete(connectionId);
   }
 
   /** The error a failed call rejects with. */
@@ -117,58 +157,66 @@ export class Instance implements InstanceProtocol {
     if (timeout.aborted && !callerSignal?.aborted) {
       return new InstanceTimeoutError(`no answer from ${describe(peer)} to ${op} within ${this.timeoutMs} ms`, { cause: error });
     }
-    if (!callerSignal?.aborted && isFramingError(error)) {
+    if (!callerSignal?.aborted && (isFramingError(error) || (error as Error | undefined)?.name === 'InvalidInstanceAnswerError')) {
       return new InvalidInstanceAnswerError(`bad answer from ${describe(peer)} to ${op}: ${(error as Error).message}`, { cause: error });
     }
     return error;
   }
 
-  /** Reads the request, has the service answer it, writes the answer and closes; aborts the stream if that fails. */
-  private async answer(stream: Stream, connection: Connection): Promise<void> {
+  /**
+   * Serves one session: reads requests and answers each as the service gives its answer, in any order; at
+   * most MAX_SESSION_REQUESTS at once (then it reads no more until one is answered). A frame it cannot read
+   * ends the session (the stream is reset).
+   */
+  private async serveSession(stream: Stream, connection: Connection): Promise<void> {
     const from = connection.remotePeer.toString();
-    const lp = lpStream(stream, { maxDataLength: MAX_INSTANCE_REQUEST_BYTES, maxBufferSize: MAX_REQUEST_BUFFER_BYTES });
+    const lp = lpStream(stream, { maxDataLength: MAX_REQUEST_BUFFER_BYTES, maxBufferSize: MAX_REQUEST_BUFFER_BYTES + 16 });
+    const working = new Set<Promise<void>>();
+    let writing = Promise.resolve();
+    const fail = (error: Error) => {
+      this.log.debug(`instance session with ${from} on stream ${stream.id} ended: ${error.message}`);
+      stream.abort(error);
+    };
+    this.served.add(stream);
     try {
-      const answer = await this.serve(lp, from);
-      if (answer === undefined) {
-        stream.abort(new Error('the request could not be read'));
-        return;
+      for (;;) {
+        while (working.size >= MAX_SESSION_REQUESTS) await Promise.race(working);
+        let bytes: Uint8Array;
+        try {
+          bytes = (await lp.read()).subarray();
+        } catch (error) {
+          // The caller closed its side: the session ends once what it asked is answered.
+          if ((error as Error).name === 'UnexpectedEOFError') break;
+          throw error;
+        }
+        const request = unframe(bytes);
+        if (request === undefined) throw new InvalidInstanceRequestError(`a frame of ${bytes.byteLength} bytes, too short to hold an id`);
+        const job = this.answer(request.message, from)
+          // One write at a time, each bounded: a caller that stops reading ends its session.
+          .then((answer) => (writing = writing.then(() => lp.write(frame(request.id, answer), { signal: AbortSignal.timeout(this.handlerTimeoutMs) }))))
+          .catch(fail)
+          .finally(() => working.delete(job));
+        working.add(job);
       }
-      // A fresh bound: the first may have run out on a slow service, and its `busy` must still go out.
-      const signal = AbortSignal.timeout(this.handlerTimeoutMs);
-      await lp.write(answer, { signal });
-      await stream.close({ signal });
+      await Promise.all(working);
+      await stream.close({ signal: AbortSignal.timeout(this.handlerTimeoutMs) });
     } catch (error) {
-      this.log.debug(`instance answer to ${from} on stream ${stream.id} failed: ${(error as Error).message}`);
-      stream.abort(error as Error);
+      fail(error as Error);
+    } finally {
+      this.served.delete(stream);
     }
   }
 
-  /** The encoded answer to the stream's request, or undefined when the stream failed before a request came. */
-  private async serve(lp: ReturnType<typeof lpStream>, from: string): Promise<Uint8Array | undefined> {
-    const signal = AbortSignal.timeout(this.handlerTimeoutMs);
-    let message: InstanceMessage | string;
-    try {
-      message = parseMessage((await lp.read({ signal })).subarray());
-    } catch (error) {
-      if (!signal.aborted && !isFramingError(error)) {
-        this.log.debug(`instance request from ${from} failed: ${(error as Error).message}`);
-        return undefined;
-      }
-      message = this.readProblem(error, signal);
-    }
+  /** The encoded answer to one request. */
+  private async answer(bytes: Uint8Array, from: string): Promise<Uint8Array> {
+    const message = bytes.byteLength > MAX_INSTANCE_REQUEST_BYTES ? `a request of more than ${MAX_INSTANCE_REQUEST_BYTES} bytes` : parseMessage(bytes);
     if (typeof message === 'string') {
       // The reason may quote the peer's bytes (a field's name): made printable for the log and the answer.
       const reason = toMessage(message);
       this.log(`refused an instance request from ${from}: ${reason}`);
       return refusal('invalid', reason);
     }
-    return this.work(message, from, signal);
-  }
-
-  private readProblem(error: unknown, signal: AbortSignal): string {
-    if (signal.aborted) return `no request within ${this.handlerTimeoutMs} ms`;
-    if ((error as Error).name === 'InvalidDataLengthError') return `a request of more than ${MAX_INSTANCE_REQUEST_BYTES} bytes`;
-    return `unreadable request: ${(error as Error).message}`;
+    return this.work(message, from, AbortSignal.timeout(this.handlerTimeoutMs));
   }
 
   /** The service's answer to a valid request, or `busy` when there is none, it throws, is late or answers wrongly. */
