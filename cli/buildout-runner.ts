@@ -11,8 +11,8 @@ export type RunnerRequest =
   | { type: 'run'; id: number; configFile: string; cwd: string; logFile: string }
   | { type: 'cancel'; id: number; reason: string };
 
-/** Runner → parent: `ready` once it listens, then one `done` per job. */
-export type RunnerReply = { type: 'ready' } | { type: 'done'; id: number; ok: boolean };
+/** Runner → parent: `ready` once it listens, then one `done` per job, with the runner's resident memory (bytes). */
+export type RunnerReply = { type: 'ready' } | { type: 'done'; id: number; ok: boolean; rss: number };
 
 let current: { id: number; controller: AbortController } | undefined;
 let leaving = false;
@@ -35,7 +35,7 @@ async function run(job: Extract<RunnerRequest, { type: 'run' }>): Promise<void> 
     closeSync(log);
     current = undefined;
   }
-  send({ type: 'done', id: job.id, ok });
+  send({ type: 'done', id: job.id, ok, rss: process.memoryUsage.rss() });
   if (leaving) process.exit(0);
 }
 

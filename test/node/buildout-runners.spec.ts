@@ -77,6 +77,13 @@ describe('node/buildout-runners', function () {
     assert.notEqual(b, c);
   });
 
+  it('a runner whose memory passed the bound after a job is replaced', async () => {
+    const runners = new BuildoutRunners({ size: 1, maxRssBytes: 1 });
+    const jobs = [job('echo $PPID > runner'), job('echo $PPID > runner')];
+    for (const each of jobs) assert.deepEqual(await runners.run(each), { reason: 'ok' });
+    assert.notEqual(runnerOf(jobs[0]!), runnerOf(jobs[1]!));
+  });
+
   it('as many jobs at once as runners: the others wait their turn', async () => {
     const runners = new BuildoutRunners({ size: 2 });
     // Each job records when it started and ended; with two runners, the third starts after one ended.
