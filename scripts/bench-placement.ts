@@ -1,27 +1,29 @@
 // npm run bench:placement — placing and deploying instances over a mesh (issue 6): --nodes nodes (20) with
-// --partitions partitions each (50), all in this process on 127.0.0.1; the hello release built on the first
-// and supplied from its artifact on the others, so that it is cached everywhere before timing starts; then
-// --requests requests (500) at --rate per second (50), open-loop (each fired at its own time, whether or not
-// the ones before were answered), spread over --requesters nodes (5), each with its own reference and
-// parameters {name}. Per request: time to accepted (the control socket's `request` without waitMs answered:
-// placed and confirmed) and to ready (the owner's record says ready: promise passed, url published), both
-// from the moment the request was due. Then checks: instances per node ≤ partitions, the hosted total equals
-// the accepted count, a sample of --check urls (20) answer with their name.
-// Targets: accepted p50 < 50 ms, p99 < 250 ms; ready p50 < 1.5 s, p99 < 3 s. --json prints one JSON object.
+// --partitions partitions each (50), in this process on 127.0.0.1, dealt to --threads threads (one per core);
+// the hello release built on the first and supplied from its artifact on the others, so that it is cached
+// everywhere before timing starts; then --requests requests (500) at --rate per second (50), open-loop (each
+// fired at its own time, whether or not the ones before were answered), spread over --requesters nodes (5,
+// all in the first thread), each with its own reference and parameters {name}. Per request: time to accepted
+// (the control socket's `request` without waitMs answered: placed and confirmed) and to ready (the owner's
+// record says ready: promise passed, url published), both from the moment the request was due. Then checks:
+// instances per node ≤ partitions, the hosted total equals the accepted count, a sample of --check urls (20)
+// answer with their name. Targets: accepted p50 < 50 ms, p99 < 250 ms; ready p50 < 1.5 s, p99 < 3 s.
+// --json prints one JSON object.
 //
-// One process rather than one per node: on 2 cores the CPU is the limit either way, and in one process the
-// owner's `instance:changed` events give the moment of readiness without polling, and /proc/self/stat gives
-// the CPU of the nodes, /proc/<pid>/stat that of the buildout runners (node/buildout-runners.ts) and program
-// launchers (node/launcher.ts). (Tried: each node in a worker thread of its own, to use both cores. On 2 cores
-// it did far worse — 52 CPU-s in the nodes instead of 20, 37 requests refused: twenty isolates each compile
-// the same code during the burst, and each node starts buildout runners of its own.)
+// One process, its nodes in a thread per core: the owner's `instance:changed` events give the moment of
+// readiness without polling, /proc/self/stat gives the CPU of the nodes (all threads), /proc/<pid>/stat that
+// of the buildout runners (node/buildout-runners.ts, two per thread) and program launchers (node/launcher.ts).
+// A thread per core rather than per node: each node in a worker thread of its own did far worse on 2 cores —
+// 52 CPU-s in the nodes instead of 20, 37 requests refused — twenty isolates each compiling the same code
+// during the burst, and each starting buildout runners of its own.
 import { once } from 'node:events';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
+import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { callControl } from '../node/control.js';
 import type { InstanceJson } from '../node/instances.js';
 import { SlapmeshNode, type NodeOptions } from '../node/node.js';
@@ -37,6 +39,8 @@ const SETUP_TIMEOUT_MS = 300_000;
 
 interface Options {
   nodes: number;
+  /** Threads the nodes are spread over (the first holds the requesters). */
+  threads: number;
   partitions: number;
   requests: number;
   rate: number;
@@ -55,6 +59,7 @@ function parseOptions(): Options {
       rate: { type: 'string', default: '50' },
       requesters: { type: 'string', default: '5' },
       check: { type: 'string', default: '20' },
+      threads: { type: 'string', default: String(availableParallelism()) },
       'timeout-s': { type: 'string', default: '600' },
       json: { type: 'boolean', default: false },
     },
@@ -65,7 +70,7 @@ function parseOptions(): Options {
     return value;
   };
   return {
-    nodes: number('nodes'), partitions: number('partitions'), requests: number('requests'), rate: number('rate'),
+    nodes: number('nodes'), threads: Math.min(Math.floor(number('threads')), number('nodes')), partitions: number('partitions'), requests: number('requests'), rate: number('rate'),
     requesters: Math.min(number('requesters'), number('nodes')), check: number('check'), timeoutS: number('timeout-s'), json: values.json,
   };
 }
@@ -88,32 +93,116 @@ async function seesRelease(node: SlapmeshNode, peer: string, cid: string, signal
 
 interface Setup { startS: number; buildS: number; supplyS: number; advertsS: number; cid: string }
 
+/** What the main thread tells a thread of nodes, and what it answers. */
+type ToNodes = { type: 'supply'; cid: string } | { type: 'stop' };
+type FromNodes = { type: 'started'; nodes: ThreadNode[] } | { type: 'supplied' } | { type: 'stopped' } | { type: 'failed'; message: string };
+
+interface ThreadNode { peerId: string; dataDir: string }
+
+interface NodesInit { work: string; names: string[]; partitions: number; seed: string; builder: string }
+
+/** The nodes of another thread, as the main thread drives them. */
+class NodeThread {
+  readonly worker: Worker;
+  readonly nodes: ThreadNode[] = [];
+  private readonly replies: FromNodes[] = [];
+  private wake: (() => void) | undefined;
+
+  constructor(init: NodesInit) {
+    this.worker = new Worker(fileURLToPath(import.meta.url), { workerData: init });
+    this.worker.on('message', (reply: FromNodes) => { this.replies.push(reply); this.wake?.(); });
+    this.worker.on('error', (error) => { this.replies.push({ type: 'failed', message: error.message }); this.wake?.(); });
+  }
+
+  async next(type: FromNodes['type']): Promise<void> {
+    for (;;) {
+      const reply = this.replies.shift();
+      if (reply?.type === 'failed') throw new Error(`a thread of nodes failed: ${reply.message}`);
+      if (reply?.type === type) {
+        if (reply.type === 'started') this.nodes.push(...reply.nodes);
+        return;
+      }
+      if (reply === undefined) await new Promise<void>((resolve) => (this.wake = resolve));
+    }
+  }
+
+  send(message: ToNodes): void {
+    this.worker.postMessage(message);
+  }
+}
+
+/** A thread of nodes: starts them, supplies the release when told, stops them when told. */
+async function serveNodes(init: NodesInit): Promise<void> {
+  const port = parentPort!;
+  const nodes: SlapmeshNode[] = [];
+  try {
+    await Promise.all(init.names.map(async (name) => {
+      nodes.push(await startNode(init.work, name, { partitions: init.partitions, bootstrap: [init.seed], trust: [init.builder] }));
+    }));
+    port.postMessage({ type: 'started', nodes: nodes.map((node) => ({ peerId: node.peerId, dataDir: node.options.dataDir })) } satisfies FromNodes);
+  } catch (error) {
+    port.postMessage({ type: 'failed', message: (error as Error).message } satisfies FromNodes);
+  }
+  port.on('message', (message: ToNodes) => {
+    if (message.type === 'supply') {
+      const signal = AbortSignal.timeout(SETUP_TIMEOUT_MS);
+      Promise.all(nodes.map(async (node) => {
+        await seesRelease(node, init.builder, message.cid, signal);
+        await node.supply(message.cid);
+      })).then(
+        () => port.postMessage({ type: 'supplied' } satisfies FromNodes),
+        (error: Error) => port.postMessage({ type: 'failed', message: error.message } satisfies FromNodes),
+      );
+    } else {
+      void Promise.allSettled(nodes.map((node) => node.stop())).then(() => {
+        port.postMessage({ type: 'stopped' } satisfies FromNodes);
+        port.close();
+      });
+    }
+  });
+}
+
 /**
  * Every node --open (they all supply the release, so any requester is admitted) and trusting the builder's
  * artifacts; the builder builds, the others supply from its artifact, then every requester waits for every
- * node's advert listing the release (so that placement ranks all of them as holders).
+ * node's advert listing the release (so that placement ranks all of them as holders). The nodes are dealt
+ * to --threads threads: this one holds the builder and the requesters.
  */
-async function setUp(options: Options, work: string, nodes: SlapmeshNode[]): Promise<Setup> {
+async function setUp(options: Options, work: string, nodes: SlapmeshNode[], threads: NodeThread[]): Promise<Setup> {
   const signal = AbortSignal.timeout(SETUP_TIMEOUT_MS);
   let mark = performance.now();
   const lap = () => { const now = performance.now(); const s = (now - mark) / 1000; mark = now; return s; };
   const builder = await startNode(work, 'n0', { partitions: options.partitions });
   nodes.push(builder);
-  const seed = [builder.addresses()[0]!];
-  await Promise.all(Array.from({ length: options.nodes - 1 }, async (_, i) => {
-    nodes.push(await startNode(work, `n${i + 1}`, { partitions: options.partitions, bootstrap: seed, trust: [builder.peerId] }));
-  }));
+  const seed = builder.addresses()[0]!;
+  const names = Array.from({ length: options.nodes - 1 }, (_, i) => `n${i + 1}`);
+  const mine = Math.max(options.requesters, Math.ceil(options.nodes / options.threads)) - 1;
+  const theirs = names.slice(mine);
+  const perThread = Math.ceil(theirs.length / Math.max(1, options.threads - 1));
+  for (let i = 0; i < theirs.length; i += perThread) {
+    threads.push(new NodeThread({ work, names: theirs.slice(i, i + perThread), partitions: options.partitions, seed, builder: builder.peerId }));
+  }
+  await Promise.all([
+    ...names.slice(0, mine).map(async (name) => {
+      nodes.push(await startNode(work, name, { partitions: options.partitions, bootstrap: [seed], trust: [builder.peerId] }));
+    }),
+    ...threads.map((thread) => thread.next('started')),
+  ]);
   const startS = lap();
   const { cid } = await builder.supply(RELEASE);
   const buildS = lap();
-  const others = nodes.slice(1);
-  await Promise.all(others.map(async (node) => {
-    await seesRelease(node, builder.peerId, cid, signal);
-    await node.supply(cid);
-  }));
+  for (const thread of threads) thread.send({ type: 'supply', cid });
+  await Promise.all([
+    ...nodes.slice(1).map(async (node) => {
+      await seesRelease(node, builder.peerId, cid, signal);
+      await node.supply(cid);
+    }),
+    ...threads.map((thread) => thread.next('supplied')),
+  ]);
   const supplyS = lap();
+  const everyone = [...nodes.map((node) => node.peerId), ...threads.flatMap((thread) => thread.nodes.map((node) => node.peerId))];
   await Promise.all(nodes.slice(0, options.requesters).flatMap((requester) =>
-    nodes.filter((n) => n !== requester).map((peer) => seesRelease(requester, peer.peerId, cid, signal))));
+    everyone.filter((peer) => peer !== requester.peerId).map((peer) => seesRelease(requester, peer, cid, signal))));
   return { startS, buildS, supplyS, advertsS: lap(), cid };
 }
 
@@ -211,8 +300,8 @@ async function request(requester: SlapmeshNode, outcome: Outcome, cid: string, d
 
 interface Checks { perNode: number[]; overCapacity: number; hostedTotal: number; hostedReady: number; urlsChecked: number; urlsWrong: string[] }
 
-async function check(options: Options, nodes: SlapmeshNode[], outcomes: Outcome[]): Promise<Checks> {
-  const lists = await Promise.all(nodes.map((node) => callControl(node.options.dataDir, 'instance.list', { hosted: true }) as Promise<InstanceJson[]>));
+async function check(options: Options, dataDirs: string[], outcomes: Outcome[]): Promise<Checks> {
+  const lists = await Promise.all(dataDirs.map((dataDir) => callControl(dataDir, 'instance.list', { hosted: true }) as Promise<InstanceJson[]>));
   const perNode = lists.map((list) => list.length);
   const ready = outcomes.filter((o) => o.url);
   const sample = ready.filter((_, i) => i % Math.max(1, Math.floor(ready.length / options.check)) === 0).slice(0, options.check);
@@ -334,9 +423,10 @@ async function main(): Promise<void> {
   const options = parseOptions();
   const work = mkdtempSync(join(tmpdir(), 'slapmesh-bench-placement-'));
   const nodes: SlapmeshNode[] = [];
+  const threads: NodeThread[] = [];
   const abort = new AbortController();
   try {
-    const setup = await setUp(options, work, nodes);
+    const setup = await setUp(options, work, nodes, threads);
     const sampler = sample(abort);
     const cpuBefore = cpuSeconds();
     const ticksBefore = machineTicks();
@@ -345,7 +435,8 @@ async function main(): Promise<void> {
     const cpuAfter = cpuSeconds();
     const ticksAfter = machineTicks();
     const processes = sampler.stop();
-    const checks = await check(options, nodes, fired.outcomes);
+    const dataDirs = [...nodes.map((node) => node.options.dataDir), ...threads.flatMap((thread) => thread.nodes.map((node) => node.dataDir))];
+    const checks = await check(options, dataDirs, fired.outcomes);
     const { outcomes } = fired;
     const accepted = summary(outcomes.map((o) => o.acceptedMs));
     const ready = summary(outcomes.map((o) => o.readyMs));
@@ -363,7 +454,8 @@ async function main(): Promise<void> {
     if (options.json) console.log(JSON.stringify(result));
     else print(result);
   } finally {
-    await Promise.allSettled(nodes.map((node) => node.stop()));
+    for (const thread of threads) thread.send({ type: 'stop' });
+    await Promise.allSettled([...nodes.map((node) => node.stop()), ...threads.map((thread) => thread.next('stopped'))]);
     rmSync(work, { recursive: true, force: true });
   }
 }
@@ -376,7 +468,7 @@ type Result = {
 
 function print(r: Result): void {
   const { options: o, setup, accepted, ready, cpu, processes: p, checks } = r;
-  console.log(`bench:placement: ${o.nodes} nodes × ${o.partitions} partitions in one process, ${o.requests} requests at ${o.rate}/s from ${o.requesters} requesters`);
+  console.log(`bench:placement: ${o.nodes} nodes × ${o.partitions} partitions in one process, ${o.threads} thread${o.threads === 1 ? '' : 's'}; ${o.requests} requests at ${o.rate}/s from ${o.requesters} requesters`);
   console.log(`  setup: ${setup.startS.toFixed(1)} s to start the nodes, ${setup.buildS.toFixed(1)} s to build hello, ${setup.supplyS.toFixed(1)} s to supply it on the others, ${setup.advertsS.toFixed(1)} s for the adverts`);
   console.log(`  accepted ${accepted.count}/${o.requests}: p50 ${ms(accepted.p50)}, p99 ${ms(accepted.p99)}, max ${ms(accepted.max)} (targets p50 < 50 ms, p99 < 250 ms)`);
   console.log(`  ready    ${ready.count}/${o.requests}: p50 ${s(ready.p50)}, p99 ${s(ready.p99)}, max ${s(ready.max)} (targets p50 < 1.5 s, p99 < 3 s)`);
@@ -391,4 +483,5 @@ function print(r: Result): void {
   console.log(`  at most ${p.peakBuildouts} buildout runners and ${p.peakOthers} other child processes at once; memory available at least ${p.minAvailableGiB.toFixed(1)} GiB`);
 }
 
-await main();
+if (isMainThread) await main();
+else await serveNodes(workerData as NodesInit);
