@@ -3,12 +3,13 @@
 // node a Node start and the loading of the engine for every deployment — most of a deployment's cost.
 // One job at a time: the job owns the process's working directory. Its output goes to the job's log.
 import { closeSync, openSync, writeSync } from 'node:fs';
+import { primeSlapAnswers, type PrimedAnswer } from '../engine/recipes/slap-client.js';
 import { installProfile } from './buildout/install.js';
 import { CliError, type CliIo } from './io.js';
 
 /** Parent → runner. */
 export type RunnerRequest =
-  | { type: 'run'; id: number; configFile: string; cwd: string; logFile: string }
+  | { type: 'run'; id: number; configFile: string; cwd: string; logFile: string; primed?: PrimedAnswer[] }
   | { type: 'cancel'; id: number; reason: string };
 
 /** Runner → parent: `ready` once it listens, then one `done` per job, with the runner's resident memory (bytes). */
@@ -23,6 +24,7 @@ async function run(job: Extract<RunnerRequest, { type: 'run' }>): Promise<void> 
   const log = openSync(job.logFile, 'a');
   const write = (text: string) => void writeSync(log, text);
   let ok = false;
+  const unprime = primeSlapAnswers(job.primed ?? []);
   try {
     process.chdir(job.cwd);
     const io: CliIo = { stdout: write, stderr: write, cwd: job.cwd, env: process.env, isTTY: false };
@@ -32,6 +34,7 @@ async function run(job: Extract<RunnerRequest, { type: 'run' }>): Promise<void> 
     // As `slapmesh buildout` prints it: one line for an expected failure, the stack for a bug.
     write(error instanceof CliError ? `slapmesh: ${error.message}\n` : `slapmesh: ${(error as Error).stack ?? String(error)}\n`);
   } finally {
+    unprime();
     closeSync(log);
     current = undefined;
   }

@@ -9,6 +9,7 @@ import { appendFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import type { RunnerReply, RunnerRequest } from '../cli/buildout-runner.js';
+import type { PrimedAnswer } from '../engine/recipes/slap-client.js';
 import { Limiter } from './limiter.js';
 
 const RUNNER = fileURLToPath(new URL('../cli/buildout-runner.js', import.meta.url));
@@ -34,6 +35,8 @@ export interface BuildoutJob {
   timeoutMs: number;
   /** After a timeout or an abort, how long the profile has to clean up before the runner is killed. */
   killGraceMs: number;
+  /** The node's answers known before the job (slap-client.ts primeSlapAnswers). */
+  primed?: PrimedAnswer[];
 }
 
 export interface BuildoutOutcome {
@@ -194,7 +197,7 @@ class Runner {
       this.child.on('message', onMessage).once('exit', onExit);
       job.signal.addEventListener('abort', onAbort, { once: true });
       if (this.exited) return onExit();
-      this.send({ type: 'run', id, configFile: job.configFile, cwd: job.cwd, logFile: job.logFile });
+      this.send({ type: 'run', id, configFile: job.configFile, cwd: job.cwd, logFile: job.logFile, ...(job.primed ? { primed: job.primed } : {}) });
     });
   }
 

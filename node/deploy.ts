@@ -9,6 +9,7 @@ import {
 import { dirname, join, resolve } from 'node:path';
 import { buildoutRunners } from './buildout-runners.js';
 import type { Logger } from './log.js';
+import type { PartitionParameters } from './partition-socket.js';
 import type { RequestedState } from './store.js';
 
 /** An instance profile is offline and small: longer than this, it is stuck. */
@@ -38,6 +39,8 @@ export interface DeployInit {
   token: string;
   /** The partition socket (`<folder>/.slapmesh/slap.sock`). */
   socketPath: string;
+  /** The socket's answer to `parameters`, when the node has it at hand: given with the job, it is not asked for. */
+  parameters?: PartitionParameters;
   signal: AbortSignal;
   /** Default DEPLOY_TIMEOUT_MS. */
   timeoutMs?: number;
@@ -92,6 +95,7 @@ export async function deployInstance(init: DeployInit): Promise<DeployResult> {
   const outcome = await buildoutRunners().run({
     configFile: config, cwd: folder, logFile, signal: init.signal,
     timeoutMs: init.timeoutMs ?? DEPLOY_TIMEOUT_MS, killGraceMs: DEPLOY_KILL_GRACE_MS,
+    ...(init.parameters ? { primed: [{ socket: resolve(init.socketPath), token: init.token, method: 'parameters', result: init.parameters }] } : {}),
   });
   if (outcome.message) appendFileSync(logFile, `${outcome.message}\n`);
   if (outcome.reason === 'ok') return { ok: true, profile, config, logFile };

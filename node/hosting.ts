@@ -243,6 +243,7 @@ export class HostedInstances {
       await deployInstance({
         folder, partitionId: partition, softwareRoot, type, requestedState: state,
         computerId: this.init.self, releaseCid: release, token: socket.token, socketPath: socket.path, signal, log: this.init.log,
+        parameters: await socket.parameters(),
       });
       this.forgetRetry(owner, reference);
       if (hosted.state === 'stopped') {

@@ -101,6 +101,11 @@ export class PartitionSocket {
     ]);
   }
 
+  /** What the socket answers to `parameters` now. */
+  async parameters(): Promise<PartitionParameters> {
+    return this.init.backend.parameters();
+  }
+
   async start(): Promise<void> {
     checkSocketPath(this.path);
     mkdirSync(dirname(this.path), { recursive: true, mode: 0o700 });

@@ -77,6 +77,35 @@ describe('node/deploy: running an instance profile in a partition', function () 
       for (const file of ['buildout.cfg', '.slapmesh/key.pem', '.slapmesh/cert.pem']) assert.equal(statSync(join(folder, file)).mode & 0o777, 0o600, file);
       assert.match(readFileSync(logOf(folder), 'utf8'), /slappart1: software type default, .*instance\.cfg/);
     });
+
+    it('parameters given with the deployment are not asked for again; the URL is still published through the socket', async () => {
+      const folder = join(root, 'p2');
+      const published: Record<string, string>[] = [];
+      let asked = 0;
+      const parameters: PartitionParameters = {
+        parameters: { name: 'Primed', port: '18081' }, softwareType: 'default', partitionId: 'slappart1', computerId: 'peer-host',
+        instanceTitle: 'hello', rootInstanceTitle: 'hello', ipv4: ['127.0.0.1'], ipv6: [], ports: [18081],
+      };
+      const socket = new PartitionSocket({
+        path: join(folder, '.slapmesh', 'slap.sock'), token: 'secret', log: recordingLogger(lines),
+        backend: {
+          parameters: () => {
+            asked++;
+            return { ...parameters, parameters: { name: 'Asked', port: '18081' } };
+          },
+          publish: async (connection) => void published.push(connection),
+          request: async () => ({ ready: false, connection: {}, status: 'deploying' }),
+        },
+      });
+      await socket.start();
+      try {
+        await deploy(folder, software, { parameters });
+      } finally {
+        await socket.stop();
+      }
+      assert.equal(asked, 0);
+      assert.deepEqual(published, [{ name: 'Primed', url: 'http://127.0.0.1:18081/' }]);
+    });
   });
 
   it('picks instance-<type>.cfg when the release has it, else instance.cfg, else names both', async () => {

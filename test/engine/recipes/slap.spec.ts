@@ -4,7 +4,9 @@
 import { strict as assert } from 'node:assert';
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { callSlapSync, primeSlapAnswers } from '../../../engine/recipes/slap-client.js';
 import { PartitionSocket, type ChildAnswer, type ChildRequest, type PartitionParameters } from '../../../node/partition-socket.js';
 import { removeTree, writeTree } from '../../helpers/files.js';
 import { recordingLogger } from '../../helpers/nodes.js';
@@ -211,5 +213,23 @@ output = \${buildout:directory}/show
       assert.equal(show(), 'http://db/ pw started started');
       assert.deepEqual(requested[0]!.parameters, { _: '{"engine": "innodb", "size": "3"}' });
     });
+  });
+});
+
+describe('engine/recipes/slap-client: answers primed by the node', () => {
+  it('are returned for their socket, token and method without asking, and asked for again once undone', () => {
+    const endpoint = { socket: join(tmpdir(), 'slapmesh-no-such-socket', 'slap.sock'), token: 'secret' };
+    const result = { partitionId: 'slappart1' };
+    const undo = primeSlapAnswers([{ ...endpoint, method: 'parameters', result }]);
+    try {
+      assert.deepEqual(callSlapSync(endpoint, 'parameters', {}), result);
+      // Another token, another method, or parameters: asked, and no node listens there.
+      assert.throws(() => callSlapSync({ ...endpoint, token: 'other' }, 'parameters', {}, 1_000), { name: 'SlapUnreachableError' });
+      assert.throws(() => callSlapSync(endpoint, 'publish', {}, 1_000), { name: 'SlapUnreachableError' });
+      assert.throws(() => callSlapSync(endpoint, 'parameters', { more: 1 }, 1_000), { name: 'SlapUnreachableError' });
+    } finally {
+      undo();
+    }
+    assert.throws(() => callSlapSync(endpoint, 'parameters', {}, 1_000), { name: 'SlapUnreachableError' });
   });
 });
