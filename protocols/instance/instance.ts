@@ -18,8 +18,8 @@ import {
 import { ClientSession, frame, SessionEndedError, unframe } from './session.js';
 
 /**
- * How much of an oversized request the handler takes in while it refuses it: up to this, the peer gets an
- * `invalid` answer; beyond it, the stream is reset (lpStream's read buffer overflows).
+ * The longest frame the handler reads: a request up to this is answered (`invalid` when over
+ * MAX_INSTANCE_REQUEST_BYTES); a longer one ends the session.
  */
 const MAX_REQUEST_BUFFER_BYTES = 2 * MAX_INSTANCE_REQUEST_BYTES;
 
@@ -190,7 +190,7 @@ export class Instance implements InstanceProtocol {
           throw error;
         }
         const request = unframe(bytes);
-        if (request === undefined) throw new InvalidInstanceRequestError(`a frame of ${bytes.byteLength} bytes, too short to hold an id`);
+        if (request === undefined) throw new SessionEndedError(`a frame of ${bytes.byteLength} bytes, too short to hold an id`);
         const job = this.answer(request.message, from)
           // One write at a time, each bounded: a caller that stops reading ends its session.
           .then((answer) => (writing = writing.then(() => lp.write(frame(request.id, answer), { signal: AbortSignal.timeout(this.handlerTimeoutMs) }))))

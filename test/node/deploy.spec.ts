@@ -42,21 +42,30 @@ describe('node/deploy: running an instance profile in a partition', function () 
       await install({ configFile: HELLO, assignments: [{ section: 'buildout', option: 'directory', value: software }] });
     });
 
-    it('runs instance.cfg with [slap-connection]: parameters come from the partition socket, the URL is published', async () => {
-      const folder = join(root, 'p1');
-      const published: Record<string, string>[] = [];
+    /** The hello instance's parameters for a port, and a partition socket answering with them; what it was sent. */
+    function helloPartition(folder: string, name: string, port: number) {
       const parameters: PartitionParameters = {
-        parameters: { name: 'World', port: '18080' }, softwareType: 'default', partitionId: 'slappart1', computerId: 'peer-host',
-        instanceTitle: 'hello', rootInstanceTitle: 'hello', ipv4: ['127.0.0.1'], ipv6: [], ports: [18080],
+        parameters: { name, port: String(port) }, softwareType: 'default', partitionId: 'slappart1', computerId: 'peer-host',
+        instanceTitle: 'hello', rootInstanceTitle: 'hello', ipv4: ['127.0.0.1'], ipv6: [], ports: [port],
       };
+      const seen = { asked: 0, published: [] as Record<string, string>[] };
       const socket = new PartitionSocket({
         path: join(folder, '.slapmesh', 'slap.sock'), token: 'secret', log: recordingLogger(lines),
         backend: {
-          parameters: () => parameters,
-          publish: async (connection) => void published.push(connection),
+          parameters: () => {
+            seen.asked++;
+            return parameters;
+          },
+          publish: async (connection) => void seen.published.push(connection),
           request: async () => ({ ready: false, connection: {}, status: 'deploying' }),
         },
       });
+      return { parameters, socket, seen };
+    }
+
+    it('runs instance.cfg with [slap-connection]: parameters come from the partition socket, the URL is published', async () => {
+      const folder = join(root, 'p1');
+      const { socket, seen } = helloPartition(folder, 'World', 18080);
       await socket.start();
       try {
         const result = await deploy(folder, software);
@@ -66,7 +75,8 @@ describe('node/deploy: running an instance profile in a partition', function () 
       } finally {
         await socket.stop();
       }
-      assert.deepEqual(published, [{ name: 'World', url: 'http://127.0.0.1:18080/' }]);
+      assert.equal(seen.asked, 1);
+      assert.deepEqual(seen.published, [{ name: 'World', url: 'http://127.0.0.1:18080/' }]);
       assert.match(readFileSync(join(folder, 'etc/service/hello'), 'utf8'), /--host 127\.0\.0\.1 --port 18080 --name World/);
       assert.ok(statSync(join(folder, 'etc/plugin/hello')).isFile());
 
@@ -80,31 +90,15 @@ describe('node/deploy: running an instance profile in a partition', function () 
 
     it('parameters given with the deployment are not asked for again; the URL is still published through the socket', async () => {
       const folder = join(root, 'p2');
-      const published: Record<string, string>[] = [];
-      let asked = 0;
-      const parameters: PartitionParameters = {
-        parameters: { name: 'Primed', port: '18081' }, softwareType: 'default', partitionId: 'slappart1', computerId: 'peer-host',
-        instanceTitle: 'hello', rootInstanceTitle: 'hello', ipv4: ['127.0.0.1'], ipv6: [], ports: [18081],
-      };
-      const socket = new PartitionSocket({
-        path: join(folder, '.slapmesh', 'slap.sock'), token: 'secret', log: recordingLogger(lines),
-        backend: {
-          parameters: () => {
-            asked++;
-            return { ...parameters, parameters: { name: 'Asked', port: '18081' } };
-          },
-          publish: async (connection) => void published.push(connection),
-          request: async () => ({ ready: false, connection: {}, status: 'deploying' }),
-        },
-      });
+      const { parameters, socket, seen } = helloPartition(folder, 'Asked', 18081);
       await socket.start();
       try {
-        await deploy(folder, software, { parameters });
+        await deploy(folder, software, { parameters: { ...parameters, parameters: { name: 'Given', port: '18081' } } });
       } finally {
         await socket.stop();
       }
-      assert.equal(asked, 0);
-      assert.deepEqual(published, [{ name: 'Primed', url: 'http://127.0.0.1:18081/' }]);
+      assert.equal(seen.asked, 0);
+      assert.deepEqual(seen.published, [{ name: 'Given', url: 'http://127.0.0.1:18081/' }]);
     });
   });
 
