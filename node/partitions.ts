@@ -4,6 +4,7 @@
 // emptied and given back when an instance is destroyed; node.db records them (store.ts).
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
+import { chmodSync, mkdirSync, readdirSync } from 'node:fs';
 import { chmod, lstat, mkdir, readdir, rm } from 'node:fs/promises';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import { join, resolve } from 'node:path';
@@ -44,6 +45,8 @@ export class Partitions {
   #creating: Promise<unknown> = Promise.resolve();
   /** Learnt at the first bind test: false where 127.x.y.z other than 127.0.0.1 cannot be bound. */
   #ownAddresses = true;
+  /** Whether that test was made: where one derived address binds, every one does (all of 127/8 is local). */
+  #addressesTested = false;
 
   constructor(init: PartitionsInit) {
     this.#init = init;
@@ -129,6 +132,8 @@ export class Partitions {
     for (let attempt = 0; attempt < MAX_TRIES; attempt++) {
       const address = derivedLoopback(this.#root, id, attempt);
       if (used.has(address)) continue;
+      if (this.#addressesTested) return address;
+      this.#addressesTested = true;
       if (await bindable(address)) return address;
       this.#ownAddresses = false;
       this.#init.log(`cannot listen on ${address}: every partition will share ${SHARED_LOOPBACK}`);
@@ -152,13 +157,16 @@ export class Partitions {
     }
   }
 
-  /** A new folder, or one a crash left behind before it was recorded (emptied): mode 0750 either way. */
+  /**
+   * A new folder, or one a crash left behind before it was recorded (emptied): mode 0750 either way. Made
+   * with synchronous calls (tens of microseconds each on a local disk): partitions are created one at a time
+   * on the way to answering a `reserve`, and in a burst every await is a turn of a crowded event loop.
+   */
   async #prepareFolder(id: number): Promise<void> {
     const folder = this.folder(id);
-    await mkdir(this.#root, { recursive: true });
-    await mkdir(folder, { recursive: true, mode: FOLDER_MODE });
-    await emptyFolder(folder);
-    await chmod(folder, FOLDER_MODE); // the umask may have cleared bits, and a leftover may have others
+    mkdirSync(folder, { recursive: true, mode: FOLDER_MODE });
+    if (readdirSync(folder).length > 0) await emptyFolder(folder);
+    chmodSync(folder, FOLDER_MODE); // the umask may have cleared bits, and a leftover may have others
   }
 }
 
@@ -208,13 +216,16 @@ async function portsInRange(address: string, range: { from: number; to: number }
 
 async function portsFromOs(address: string, count: number, taken: ReadonlySet<number>, held: Server[]): Promise<number[]> {
   const ports: number[] = [];
-  for (let tries = 0; ports.length < count; tries++) {
+  // Asked for all at once: the OS never gives one port to two sockets open together.
+  for (let tries = 0; ports.length < count; tries += count) {
     if (tries >= MAX_TRIES + count) throw new PortRangeError(`no ${count} free ports found on ${address}`);
-    const server = await listen(address, 0);
-    if (typeof server === 'string') continue;
-    held.push(server); // kept open even when taken, so that the OS picks another next time
-    const { port } = server.address() as AddressInfo;
-    if (!taken.has(port)) ports.push(port);
+    const servers = await Promise.all(Array.from({ length: count - ports.length }, () => listen(address, 0)));
+    for (const server of servers) {
+      if (typeof server === 'string') continue;
+      held.push(server); // kept open even when taken, so that the OS picks another next time
+      const { port } = server.address() as AddressInfo;
+      if (!taken.has(port)) ports.push(port);
+    }
   }
   return ports;
 }
