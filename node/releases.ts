@@ -81,6 +81,10 @@ export class Releases {
   /** RELEASE is a profile path (or a folder with software.cfg), its URL, or the CID of a bundle. */
   async supply(release: string, options: { signal?: AbortSignal; onEvent?: (event: InstallEvent) => void } = {}): Promise<SupplyResult> {
     const started = performance.now();
+    // A release by CID that is here already: answered at once — each deployment asks, and in a burst every
+    // await of the checks below is a turn of a crowded event loop.
+    const here = this.availableHere(release);
+    if (here) return here;
     const signal = options.signal ?? new AbortController().signal;
     const { cid, name, bundle } = await this.bundleOf(release, signal);
     const supplied = await this.supplying.run(cid, signal, (shared) => this.make(cid, name, bundle, shared, options.onEvent));
@@ -122,12 +126,25 @@ export class Releases {
     }
   }
 
+  /** The release, given by CID, built or installed here with its software root in place; else undefined. */
+  private availableHere(release: string): SupplyResult | undefined {
+    let cid: string;
+    try {
+      cid = parseBlobCid(release);
+    } catch {
+      return undefined;
+    }
+    const known = this.init.store.getRelease(cid);
+    if (known?.state !== 'available' || !known.path || !existsSync(known.path)) return undefined;
+    return { cid, name: known.name, source: 'local', path: known.path, seconds: 0 };
+  }
+
   private async make(cid: string, name: string, bundle: string, signal: AbortSignal, onEvent?: (event: InstallEvent) => void): Promise<SupplyResult> {
     const { store, log } = this.init;
     const now = this.init.now ?? Date.now;
     const root = this.softwareRoot(cid);
-    const known = store.getRelease(cid);
-    if (known?.state === 'available' && known.path && existsSync(known.path)) return { cid, name: known.name, source: 'local', path: known.path, seconds: 0 };
+    const here = this.availableHere(cid);
+    if (here) return here;
     store.upsertRelease({ cid, name, state: 'building', updatedAt: now() });
     const key = formatKey({ kind: 'release', id: cid, platform: this.init.platform });
     try {

@@ -5,8 +5,7 @@
 // running) can end the groups of its previous run (reap) before it starts them again. Programs are spawned by
 // a small helper process (node/launcher.ts), not by the node's.
 import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
-import { mkdir, readdir, readFile, stat } from 'node:fs/promises';
+import { mkdirSync, readdirSync, readFileSync, statSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TypedEventEmitter } from '@libp2p/interface';
@@ -144,8 +143,10 @@ export class Supervisor extends TypedEventEmitter<SupervisorEvents> {
   start(partition: number, folder: string, env: Record<string, string> = {}): Promise<void> {
     return this.#queue.run(partition, async () => {
       const environment = { ...process.env, ...env };
-      const found = await scanPrograms(folder, environment, this.#init.log);
-      if (found.size > 0) await mkdir(join(folder, LOG_FOLDER), { recursive: true });
+      // Synchronous: a few small files, read on the way to a deployment's readiness, where in a burst every
+      // await is a turn of a crowded event loop.
+      const found = scanPrograms(folder, environment, this.#init.log);
+      if (found.size > 0) mkdirSync(join(folder, LOG_FOLDER), { recursive: true });
       const programs = this.#partitions.get(partition) ?? new Map<string, Program>();
       this.#partitions.set(partition, programs);
       const outdated = [...programs.values()].filter((p) => found.get(p.name)?.fingerprint !== p.fingerprint);
@@ -317,20 +318,25 @@ function label(p: Program): string {
  * in both is the service's). The fingerprint changes with the file's content, its execute bits or the
  * environment: any of them restarts the program.
  */
-async function scanPrograms(folder: string, env: NodeJS.ProcessEnv, log: Logger): Promise<Map<string, Found>> {
+function scanPrograms(folder: string, env: NodeJS.ProcessEnv, log: Logger): Map<string, Found> {
   const found = new Map<string, Found>();
   for (const [kind, sub] of [['service', SERVICE_FOLDER], ['run', RUN_FOLDER]] as const) {
     const dir = join(folder, sub);
-    for (const name of (await listFolder(dir)).sort()) {
+    for (const name of listFolder(dir).sort()) {
       if (name.startsWith('.')) continue;
       const path = join(dir, name);
-      const info = await stat(path).catch(() => undefined); // a dangling link is no program
+      const info = statOrNothing(path); // a dangling link is no program
       if (!info?.isFile()) continue;
       if (found.has(name)) {
         log(`${path} is not started: ${join(SERVICE_FOLDER, name)} has the same name`);
         continue;
       }
-      const content = await readFile(path).catch(() => Buffer.from(`unreadable ${info.size} ${info.mtimeMs}`));
+      let content: Buffer;
+      try {
+        content = readFileSync(path);
+      } catch {
+        content = Buffer.from(`unreadable ${info.size} ${info.mtimeMs}`);
+      }
       const fingerprint = createHash('sha256').update(`${kind}\0${path}\0${info.mode & 0o111}\0${JSON.stringify(env)}\0`).update(content).digest('hex');
       found.set(name, { name, kind, path, fingerprint });
     }
@@ -338,9 +344,17 @@ async function scanPrograms(folder: string, env: NodeJS.ProcessEnv, log: Logger)
   return found;
 }
 
-async function listFolder(dir: string): Promise<string[]> {
+function statOrNothing(path: string): Stats | undefined {
   try {
-    return await readdir(dir);
+    return statSync(path);
+  } catch {
+    return undefined;
+  }
+}
+
+function listFolder(dir: string): string[] {
+  try {
+    return readdirSync(dir);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT' || (error as NodeJS.ErrnoException).code === 'ENOTDIR') return [];
     throw error;
