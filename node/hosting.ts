@@ -521,8 +521,6 @@ export class HostedInstances {
     timer.unref();
     this.reportTimers.set(key, timer);
   }
-
-
 }
 
 function requestOf(hosted: StoredHosted): InstanceRequest {

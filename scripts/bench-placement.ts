@@ -86,6 +86,19 @@ async function startNode(work: string, name: string, extra: Partial<NodeOptions>
   return node;
 }
 
+/** A node that joins through `seed` and trusts the builder's artifacts. */
+function joinNode(work: string, name: string, partitions: number, seed: string, builder: string): Promise<SlapmeshNode> {
+  return startNode(work, name, { partitions, bootstrap: [seed], trust: [builder] });
+}
+
+/** Each node supplies the release from the builder's artifact, once the builder's advert lists it. */
+async function supplyFromBuilder(nodes: readonly SlapmeshNode[], builder: string, cid: string, signal: AbortSignal): Promise<void> {
+  await Promise.all(nodes.map(async (node) => {
+    await seesRelease(node, builder, cid, signal);
+    await node.supply(cid);
+  }));
+}
+
 /** Resolves once `node` holds an advert of `peer` listing `cid`. */
 async function seesRelease(node: SlapmeshNode, peer: string, cid: string, signal: AbortSignal): Promise<void> {
   while (!node.table.get(peer)?.advert.releases.some((r) => r.cid === cid)) await once(node.table, 'peer:updated', { signal });
@@ -137,7 +150,7 @@ async function serveNodes(init: NodesInit): Promise<void> {
   const nodes: SlapmeshNode[] = [];
   try {
     await Promise.all(init.names.map(async (name) => {
-      nodes.push(await startNode(init.work, name, { partitions: init.partitions, bootstrap: [init.seed], trust: [init.builder] }));
+      nodes.push(await joinNode(init.work, name, init.partitions, init.seed, init.builder));
     }));
     port.postMessage({ type: 'started', nodes: nodes.map((node) => ({ peerId: node.peerId, dataDir: node.options.dataDir })) } satisfies FromNodes);
   } catch (error) {
@@ -145,11 +158,7 @@ async function serveNodes(init: NodesInit): Promise<void> {
   }
   port.on('message', (message: ToNodes) => {
     if (message.type === 'supply') {
-      const signal = AbortSignal.timeout(SETUP_TIMEOUT_MS);
-      Promise.all(nodes.map(async (node) => {
-        await seesRelease(node, init.builder, message.cid, signal);
-        await node.supply(message.cid);
-      })).then(
+      supplyFromBuilder(nodes, init.builder, message.cid, AbortSignal.timeout(SETUP_TIMEOUT_MS)).then(
         () => port.postMessage({ type: 'supplied' } satisfies FromNodes),
         (error: Error) => port.postMessage({ type: 'failed', message: error.message } satisfies FromNodes),
       );
@@ -184,7 +193,7 @@ async function setUp(options: Options, work: string, nodes: SlapmeshNode[], thre
   }
   await Promise.all([
     ...names.slice(0, mine).map(async (name) => {
-      nodes.push(await startNode(work, name, { partitions: options.partitions, bootstrap: [seed], trust: [builder.peerId] }));
+      nodes.push(await joinNode(work, name, options.partitions, seed, builder.peerId));
     }),
     ...threads.map((thread) => thread.next('started')),
   ]);
@@ -193,10 +202,7 @@ async function setUp(options: Options, work: string, nodes: SlapmeshNode[], thre
   const buildS = lap();
   for (const thread of threads) thread.send({ type: 'supply', cid });
   await Promise.all([
-    ...nodes.slice(1).map(async (node) => {
-      await seesRelease(node, builder.peerId, cid, signal);
-      await node.supply(cid);
-    }),
+    supplyFromBuilder(nodes.slice(1), builder.peerId, cid, signal),
     ...threads.map((thread) => thread.next('supplied')),
   ]);
   const supplyS = lap();

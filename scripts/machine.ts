@@ -1,6 +1,6 @@
 // What the machine itself did during a benchmark, for reading its figures: on a shared virtual machine the
 // hypervisor gives part of the CPU time to other guests ("steal" in /proc/stat), a share that changes from
-// minute to minute — measured here at 0 to 36% — and every timing of a run slows with it.
+// minute to minute — measured here at 0 to 56% — and every timing of a run slows with it.
 import { readFileSync } from 'node:fs';
 
 export interface MachineTicks {
