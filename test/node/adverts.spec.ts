@@ -13,7 +13,7 @@ import { CID } from 'multiformats/cid';
 import * as raw from 'multiformats/codecs/raw';
 import { sha256 } from 'multiformats/hashes/sha2';
 import { signAdvert, verifyAdvert, type Advert } from '../../node/advert.js';
-import { ADVERT_TOPIC, AdvertService, type AdvertContent } from '../../node/adverts.js';
+import { ADVERT_INTERVAL_JITTER, ADVERT_TOPIC, AdvertService, jittered, type AdvertContent } from '../../node/adverts.js';
 import type { Logger } from '../../node/log.js';
 import { PeerTable } from '../../node/peer-table.js';
 import { INFO_PROTOCOL, infoProtocol, type InfoProtocol } from '../../protocols/info/index.js';
@@ -75,6 +75,16 @@ async function until(target: EventTarget, event: string, condition: () => boolea
 }
 
 const hardware = { cpus: 2, cpuModel: 'test cpu', memory: 8e9, freeMemory: 4e9, disk: 1e11, arch: 'x64', os: 'linux-x64-glibc2.36', libc: 'glibc2.36', load: [0.1, 0.2, 0.3] as [number, number, number], partitions: { total: 4, free: 4 } };
+
+describe('node/adverts: the interval between periodic adverts', () => {
+  it('varies at random within ADVERT_INTERVAL_JITTER of the interval, so nodes started together drift apart', () => {
+    const delays = Array.from({ length: 1_000 }, () => jittered(15_000));
+    for (const delay of delays) assert.ok(Math.abs(delay - 15_000) <= 15_000 * ADVERT_INTERVAL_JITTER, String(delay));
+    // Spread over the whole range, not clustered: both ends' tenths are reached.
+    assert.ok(Math.min(...delays) < 15_000 * (1 - 0.8 * ADVERT_INTERVAL_JITTER));
+    assert.ok(Math.max(...delays) > 15_000 * (1 + 0.8 * ADVERT_INTERVAL_JITTER));
+  });
+});
 
 describe('node/adverts: the advert service on real nodes', function () {
   this.timeout(15_000);
