@@ -55,13 +55,22 @@ export interface BuildoutRunnersOptions {
 }
 
 export class BuildoutRunners {
+  private readonly size: number;
   private readonly limiter: Limiter;
   private readonly limits: RunnerLimits;
   private readonly idle: Runner[] = [];
+  /** Runners running a job. */
+  private busy = 0;
 
   constructor(options: BuildoutRunnersOptions = {}) {
-    this.limiter = new Limiter(options.size ?? availableParallelism());
+    this.size = options.size ?? availableParallelism();
+    this.limiter = new Limiter(this.size);
     this.limits = { jobs: options.jobsPerRunner ?? JOBS_PER_RUNNER, rssBytes: options.maxRssBytes ?? RUNNER_MAX_RSS_BYTES };
+  }
+
+  /** Starts the runners not started yet, so that the first jobs do not wait for them (nor stall this event loop with their spawns). */
+  prepare(): void {
+    while (this.busy + this.idle.length < this.size) this.idle.push(new Runner(this.limits));
   }
 
   run(job: BuildoutJob): Promise<BuildoutOutcome> {
@@ -69,10 +78,14 @@ export class BuildoutRunners {
       if (job.signal.aborted) return { reason: 'aborted' };
       let runner = this.idle.pop();
       if (!runner?.usable) runner = new Runner(this.limits);
-      const outcome = await runner.run(job);
-      if (runner.usable) this.idle.push(runner);
-      else runner.retire();
-      return outcome;
+      this.busy++;
+      try {
+        return await runner.run(job);
+      } finally {
+        this.busy--;
+        if (runner.usable) this.idle.push(runner);
+        else runner.retire();
+      }
     });
   }
 }

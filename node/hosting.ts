@@ -5,6 +5,7 @@
 // an owner that stopped renewing an instance's lease while this node kept running (it was frozen, or cut off,
 // and the owner moved the instance meanwhile): so a split heals to one copy.
 import { join } from 'node:path';
+import { buildoutRunners } from './buildout-runners.js';
 import { deployInstance } from './deploy.js';
 import { KeyedQueue } from './keyed-queue.js';
 import type { Logger } from './log.js';
@@ -121,6 +122,16 @@ export class HostedInstances {
     await this.init.supervisor.stopAll();
     await Promise.all([...this.sockets.values()].map((socket) => socket.stop()));
     this.sockets.clear();
+  }
+
+  /**
+   * Starts the processes deployments use (the program launcher, the buildout runners) ahead of the first
+   * deployment, which would otherwise wait for them — and every node's first ones in a burst would stall
+   * their event loop with the spawns (each a fork of this large process).
+   */
+  prepare(): void {
+    this.init.supervisor.prepare();
+    buildoutRunners().prepare();
   }
 
   list(): StoredHosted[] {

@@ -112,6 +112,11 @@ export class Instances {
     await this.protocol.stop();
   }
 
+  /** This node has a release to deploy: get ready to host its instances. */
+  prepareToHost(): void {
+    this.hosted.prepare();
+  }
+
   /** Partitions for the advert: how many this node has, and how many are free. */
   capacity(): { total: number; free: number } {
     return this.partitions.counts();

@@ -64,6 +64,11 @@ export class ProgramLauncher {
     });
   }
 
+  /** Starts the helper now rather than at the first launch (its spawn holds up this event loop a moment). */
+  prepare(): void {
+    this.start();
+  }
+
   /** The node recorded the group of `pid`: the helper leaves it alone if the node dies. */
   recorded(pid: number): void {
     this.helper?.send({ op: 'recorded', pid } satisfies LauncherRequest);

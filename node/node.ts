@@ -183,7 +183,10 @@ export class SlapmeshNode {
         trusts: (builder) => this.options.trustAnyBuilder || store.isTrusted(builder),
         log: this.logs.forComponent('releases'), jobs: cpus().length,
         nameOf: (cid) => this.advertising(cid)[0]?.advert.releases.find((r) => r.cid === cid)?.name,
-        onAvailable: () => void this.adverts?.refresh().catch((error: Error) => log.error(`advert: ${error.message}`)),
+        onAvailable: () => {
+          void this.adverts?.refresh().catch((error: Error) => log.error(`advert: ${error.message}`));
+          this.instancesOf?.prepareToHost();
+        },
       });
 
       this.instancesOf = new Instances({

@@ -135,6 +135,11 @@ export class Supervisor extends TypedEventEmitter<SupervisorEvents> {
     return alive.filter(Boolean).length;
   }
 
+  /** Gets ready to start programs: the launcher's spawn happens now, not in the first deployment. */
+  prepare(): void {
+    this.#launcher.prepare();
+  }
+
   /**
    * Starts the partition's programs (etc/service/ supervised, etc/run/ once), each with `env` over the node's
    * environment. Again on a running partition: unchanged programs keep running (a run program that finished

@@ -1,7 +1,7 @@
 // The buildout runners with real child processes: reused from job to job, replaced when they die or have
 // done their share, one job per runner at a time.
 import { strict as assert } from 'node:assert';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BuildoutRunners, type BuildoutJob } from '../../node/buildout-runners.js';
 import { removeTree, writeTree } from '../helpers/files.js';
@@ -103,6 +103,19 @@ describe('node/buildout-runners', function () {
     assert.ok(events.indexOf('start 3') > events.findIndex((e) => e.startsWith('end')), events.join(', '));
   });
 
+  it('prepare() starts the runners before any job; the jobs run on them, and preparing again starts none', async () => {
+    const before = new Set(runnerProcesses());
+    const runners = new BuildoutRunners({ size: 2 });
+    runners.prepare();
+    const prepared = runnerProcesses().filter((pid) => !before.has(pid)).sort();
+    assert.equal(prepared.length, 2);
+    const jobs = [job('echo $PPID > runner; sleep 0.2'), job('echo $PPID > runner; sleep 0.2')];
+    assert.deepEqual(await Promise.all(jobs.map((each) => runners.run(each))), [{ reason: 'ok' }, { reason: 'ok' }]);
+    assert.deepEqual(jobs.map(runnerOf).sort(), prepared);
+    runners.prepare();
+    assert.deepEqual(runnerProcesses().filter((pid) => !before.has(pid)).sort(), prepared);
+  });
+
   it('abort and timeout stop the job and what it runs', async () => {
     const runners = new BuildoutRunners({ size: 1 });
     const controller = new AbortController();
@@ -117,3 +130,16 @@ describe('node/buildout-runners', function () {
     assert.equal((await runners.run(job('exec sleep 60', { timeoutMs: 500 }))).reason, 'timeout');
   });
 });
+
+/** The buildout runners this process started that are alive (Linux: read from /proc). */
+function runnerProcesses(): number[] {
+  return readdirSync('/proc').filter((name) => /^\d+$/.test(name)).map(Number).filter((pid) => {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const parent = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      return parent === process.pid && readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('buildout-runner');
+    } catch {
+      return false; // gone meanwhile
+    }
+  });
+}

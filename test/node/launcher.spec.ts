@@ -43,6 +43,21 @@ describe('node/launcher', () => {
     assert.match(readFileSync(join(dir, 'hello.log'), 'utf8'), /^launcher in .+\n$/);
   });
 
+  it('prepare() starts the helper at once; launches then go through it', async () => {
+    assert.equal(launcher.pid, undefined);
+    launcher.prepare();
+    const helper = launcher.pid;
+    assert.ok(helper !== undefined && helper > 0);
+    program(dir, 'child', 'echo $PPID');
+    let exited!: () => void;
+    const exit = new Promise<void>((resolve) => (exited = resolve));
+    await launch('child', () => exited());
+    await exit;
+    assert.equal(readFileSync(join(dir, 'child.log'), 'utf8'), `${helper}\n`);
+    launcher.prepare();
+    assert.equal(launcher.pid, helper);
+  });
+
   it('answers a program that cannot be spawned with the reason', async () => {
     program(dir, 'not-executable', 'exit 0', 0o644);
     await assert.rejects(launch('not-executable'), (error: Error) => error.name === 'LaunchError' && /EACCES/.test(error.message));
