@@ -1,11 +1,12 @@
 // npm run bench:placement — placing and deploying instances over a mesh (issue 6): --nodes nodes (20) with
 // --partitions partitions each (50), in this process on 127.0.0.1, dealt to --threads threads (one per core);
 // the hello release built on the first and supplied from its artifact on the others, so that it is cached
-// everywhere before timing starts; then --requests requests (500) at --rate per second (50), open-loop (each
-// fired at its own time, whether or not the ones before were answered), spread over --requesters nodes (5,
-// all in the first thread), each with its own reference and parameters {name}. Per request: time to accepted
-// (the control socket's `request` without waitMs answered: placed and confirmed) and to ready (the owner's
-// record says ready: promise passed, url published), both from the moment the request was due. Then checks:
+// everywhere before timing starts, and the nodes left to settle (see SETTLED_BUSY_SHARE); then --requests
+// requests (500) at --rate per second (50), open-loop (each fired at its own time, whether or not the ones
+// before were answered), spread over --requesters nodes (5, all in the first thread), each with its own
+// reference and parameters {name}. Per request: time to accepted (the control socket's `request` without
+// waitMs answered: placed and confirmed) and to ready (the owner's record says ready: promise passed, url
+// published), both from the moment the request was due. Then checks:
 // instances per node ≤ partitions, the hosted total equals the accepted count, a sample of --check urls (20)
 // answer with their name. Targets: accepted p50 < 50 ms, p99 < 250 ms; ready p50 < 1.5 s, p99 < 3 s.
 // --json prints one JSON object.
