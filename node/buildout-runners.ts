@@ -68,9 +68,13 @@ export class BuildoutRunners {
     this.limits = { jobs: options.jobsPerRunner ?? JOBS_PER_RUNNER, rssBytes: options.maxRssBytes ?? RUNNER_MAX_RSS_BYTES };
   }
 
-  /** Starts the runners not started yet, so that the first jobs do not wait for them (nor stall this event loop with their spawns). */
+  /**
+   * Starts a runner if there is none, so that the first job does not wait for it (nor stall this event loop
+   * with its spawn). One: the others start when jobs overlap, and a node that deploys now and then never
+   * needs them (each holds ≈ 90 MB).
+   */
   prepare(): void {
-    while (this.busy + this.idle.length < this.size) this.idle.push(new Runner(this.limits));
+    if (this.busy + this.idle.length === 0) this.idle.push(new Runner(this.limits));
   }
 
   run(job: BuildoutJob): Promise<BuildoutOutcome> {
