@@ -69,12 +69,13 @@ export class BuildoutRunners {
   }
 
   /**
-   * Starts a runner if there is none, so that the first job does not wait for it (nor stall this event loop
-   * with its spawn). One: the others start when jobs overlap, and a node that deploys now and then never
-   * needs them (each holds ≈ 90 MB).
+   * Starts the runners not started yet (≈ 90 MB each, one per core by default), so that the first jobs neither
+   * wait for them nor stall this event loop with their spawns. All of them: with only one started ahead, the
+   * others started in the first burst of deployments, cold, and the burst's first seconds queued behind them
+   * (bench:placement: accepted p99 315–338 ms against 57–168 ms).
    */
   prepare(): void {
-    if (this.busy + this.idle.length === 0) this.idle.push(new Runner(this.limits));
+    while (this.busy + this.idle.length < this.size) this.idle.push(new Runner(this.limits));
   }
 
   run(job: BuildoutJob): Promise<BuildoutOutcome> {

@@ -125,7 +125,7 @@ export class HostedInstances {
   }
 
   /**
-   * Starts the processes deployments use (the program launcher, a buildout runner) ahead of the first
+   * Starts the processes deployments use (the program launcher, the buildout runners) ahead of the first
    * deployment, which would otherwise wait for them — and every node's first ones in a burst would stall
    * their event loop with the spawns (each a fork of this large process).
    */
