@@ -70,9 +70,8 @@ export class BuildoutRunners {
 
   /**
    * Starts the runners not started yet (≈ 90 MB each, one per core by default), so that the first jobs neither
-   * wait for them nor stall this event loop with their spawns. All of them: with only one started ahead, the
-   * others started in the first burst of deployments, cold, and the burst's first seconds queued behind them
-   * (bench:placement: accepted p99 315–338 ms against 57–168 ms).
+   * wait for them (a runner's start, ≈ 0.25 CPU-s) nor stall this event loop with their spawns: the pool is
+   * sized for the bursts of deployments it exists for.
    */
   prepare(): void {
     while (this.busy + this.idle.length < this.size) this.idle.push(new Runner(this.limits));

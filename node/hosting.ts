@@ -130,6 +130,7 @@ export class HostedInstances {
    * their event loop with the spawns (each a fork of this large process).
    */
   prepare(): void {
+    if (this.stopping.signal.aborted) return; // a release made available while the node stops
     this.init.supervisor.prepare();
     buildoutRunners().prepare();
   }
