@@ -69,9 +69,9 @@ export class BuildoutRunners {
   }
 
   /**
-   * Starts the runners not started yet (≈ 90 MB each, one per core by default), so that the first jobs neither
-   * wait for them (a runner's start, ≈ 0.25 CPU-s) nor stall this event loop with their spawns: the pool is
-   * sized for the bursts of deployments it exists for.
+   * Starts the runners not started yet (≈ 70–100 MB each, one per core by default), so that the first jobs
+   * neither wait for them (a runner's start, ≈ 0.25 CPU-s) nor stall this event loop with their spawns: the
+   * pool is sized for the bursts of deployments it exists for.
    */
   prepare(): void {
     while (this.busy + this.idle.length < this.size) this.idle.push(new Runner(this.limits));
