@@ -80,6 +80,11 @@ export function instanceProfile(softwareRoot: string, type = 'default'): string 
   throw new ProfileNotFoundError(`the release in ${softwareRoot} has no instance profile for software type ${type}: neither ${typed} nor ${plain} exists`);
 }
 
+/** Starts the buildout runners deployments run on, ahead of the first (node/buildout-runners.ts prepare()). */
+export function prepareDeployments(): void {
+  buildoutRunners().prepare();
+}
+
 /** Runs the instance profile of the software type in the partition; rejects with DeployError or ProfileNotFoundError. */
 export async function deployInstance(init: DeployInit): Promise<DeployResult> {
   const folder = resolve(init.folder);

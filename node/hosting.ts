@@ -5,8 +5,7 @@
 // an owner that stopped renewing an instance's lease while this node kept running (it was frozen, or cut off,
 // and the owner moved the instance meanwhile): so a split heals to one copy.
 import { join } from 'node:path';
-import { buildoutRunners } from './buildout-runners.js';
-import { deployInstance } from './deploy.js';
+import { deployInstance, prepareDeployments } from './deploy.js';
 import { KeyedQueue } from './keyed-queue.js';
 import type { Logger } from './log.js';
 import { HOSTING_LEASE_MS } from './owned.js';
@@ -132,7 +131,7 @@ export class HostedInstances {
   prepare(): void {
     if (this.stopping.signal.aborted) return; // a release made available while the node stops
     this.init.supervisor.prepare();
-    buildoutRunners().prepare();
+    prepareDeployments();
   }
 
   list(): StoredHosted[] {
