@@ -3,7 +3,7 @@
 // always covers exactly the bytes the file holds. Requests are answered one at a time, in the order sent.
 import { createHash, type Hash } from 'node:crypto';
 import { fstatSync, readSync, writeSync } from 'node:fs';
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort } from 'node:worker_threads';
 import type { WriterReply, WriterRequest } from './chunk-writer.js';
 import { CHUNK_SIZE } from './cid.js';
 
@@ -15,8 +15,6 @@ interface Download {
   whole: Hash;
 }
 
-const { memory } = workerData as { memory: SharedArrayBuffer };
-const slots = Array.from({ length: memory.byteLength / CHUNK_SIZE }, (_, i) => new Uint8Array(memory, i * CHUNK_SIZE, CHUNK_SIZE));
 const downloads = new Map<number, Download>();
 const sha256hex = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
 
@@ -65,7 +63,7 @@ function answer(request: WriterRequest): WriterReply | undefined {
       case 'append': {
         const download = downloads.get(request.download);
         if (!download) throw new Error(`download ${request.download} is not open`);
-        return { id, outcome: append(download, request.at, slots[request.slot]!.subarray(0, request.length), request.verify), slot: request.slot };
+        return { id, outcome: append(download, request.at, new Uint8Array(request.memory, 0, request.length), request.verify), slot: request.slot, memory: request.memory };
       }
       case 'digest': {
         const download = downloads.get(request.download);
@@ -78,11 +76,12 @@ function answer(request: WriterRequest): WriterReply | undefined {
         return undefined;
     }
   } catch (error) {
-    return { id, outcome: 'failed', message: (error as Error).message, ...(request.op === 'append' ? { slot: request.slot } : {}) };
+    return { id, outcome: 'failed', message: (error as Error).message, ...(request.op === 'append' ? { slot: request.slot, memory: request.memory } : {}) };
   }
 }
 
 parentPort!.on('message', (request: WriterRequest) => {
   const reply = answer(request);
-  if (reply) parentPort!.postMessage(reply);
+  // An append's memory goes back to the event loop (moved, not copied).
+  if (reply) parentPort!.postMessage(reply, reply.memory ? [reply.memory] : []);
 });
