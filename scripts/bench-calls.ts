@@ -20,7 +20,7 @@ const quiet = Object.assign(() => undefined, { error: () => undefined, debug: ()
 const service: Pick<InstanceService, 'status'> = {
   status: (_from, reference) => ({
     ok: true,
-    instance: { reference, release: 'bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy', type: 'default', parameters: { name: 'World' }, state: 'started', epoch: 1, status: 'ready', connection: { url: 'http://127.1.2.3:8080/' } },
+    instance: { reference, release: 'bagaaieraay5uw4scuwfx47xgl3xg3cqobsytitngsvplbhexbrjdm5aytryq', type: 'default', parameters: { name: 'World' }, state: 'started', epoch: 1, status: 'ready', connection: { url: 'http://127.1.2.3:8080/' } },
   }),
 };
 

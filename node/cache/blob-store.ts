@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { constants as fsConstants, type ReadStream } from 'node:fs';
 import { chmod, copyFile, mkdir, open, readdir, rename, rm, stat, utimes, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { CHUNK_SIZE, cidOfDigest, hashFile, isBlobCid, parseBlobCid } from './cid.js';
+import { blobCid, CHUNK_SIZE, hashFile, isBlobCid, parseBlobCid } from './cid.js';
 import { chunkWriterThread, type ChunkWriterThread, type DownloadWriter, type Slot } from './chunk-writer.js';
 
 /** A blob as listed: its size and when it was last used (ms since the epoch). */
@@ -287,7 +287,7 @@ interface PartialBlobInit {
  * A download in progress: append its bytes (each chunk verified first when the chunk hashes are known), then
  * complete(), or keep it for later (close()). Verifying, writing and hashing happen on the chunk writer
  * thread (node/cache/chunk-writer.ts), several chunks in flight at once; the file only ever holds a prefix
- * of verified chunks, and the whole's hash covers exactly what it holds.
+ * of verified chunks, and the chunk hashes kept cover exactly what it holds.
  */
 export class PartialBlob {
   readonly cid: string;
@@ -401,7 +401,7 @@ export class PartialBlob {
   async complete(): Promise<string> {
     try {
       await this.settled();
-      const actual = cidOfDigest(await this.init.writer.digest());
+      const actual = blobCid(this.written, await this.init.writer.finish());
       if (actual !== this.cid) {
         await this.discard();
         throw new BlobMismatchError(`the ${this.written} bytes downloaded for ${this.cid} hash to ${actual}`);

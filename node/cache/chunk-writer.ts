@@ -1,9 +1,8 @@
 // Verifying, writing and hashing a download's chunks off the event loop (design.md §6). The event loop of a
-// fetching node also decrypts what arrives; in a profile of a 256 MiB fetch, the two sha256 passes over every
-// byte (each chunk against its cache entry, the whole against the CID) took a quarter of its time. Here a
-// worker thread does, for each chunk: check it against its hash, write it to the partial file, add it to the
-// whole's hash — in that order, so the whole's hash covers exactly what the file holds, and a chunk that
-// fails is neither written nor hashed. The event loop only copies what arrives into a slot (so the received
+// fetching node also decrypts what arrives; in a profile of a 256 MiB fetch, hashing took a quarter of its
+// time. Here a worker thread does, for each chunk: check it against its hash, write it to the partial file,
+// keep its hash (from which the whole's CID is computed at the end) — in that order, so the hashes cover
+// exactly what the file holds, and a chunk that fails is neither written nor kept. The event loop only copies what arrives into a slot (so the received
 // buffers die young) and hands the slot's memory to the thread, which hands it back once done with it: the
 // memory moves between threads (transferred), it is not shared. Shared memory (a SharedArrayBuffer) would
 // save nothing and costs here: V8 copies into it byte by byte whenever the source is not word-aligned, as
@@ -20,16 +19,17 @@ export const WRITER_SLOTS = 16;
 export type WriterCall =
   | { op: 'open'; download: number; fd: number; chunks: readonly string[] | undefined }
   | { op: 'append'; download: number; at: number; slot: number; memory: ArrayBuffer; length: number; verify: boolean }
-  | { op: 'digest'; download: number }
+  | { op: 'finish'; download: number }
   | { op: 'close'; download: number };
 export type WriterRequest = WriterCall & { id: number };
 
 export interface WriterReply {
   id: number;
   /** `abandoned`: not written, because the file does not end at `at` (an append before it failed). */
-  outcome: 'opened' | 'written' | 'mismatch' | 'abandoned' | 'digest' | 'failed';
+  outcome: 'opened' | 'written' | 'mismatch' | 'abandoned' | 'finished' | 'failed';
   kept?: number;
-  digest?: Uint8Array;
+  /** `finished`: the sha256 (hex) of each chunk the file holds. */
+  chunks?: string[];
   message?: string;
   /** An append's slot, free again, and its memory handed back. */
   slot?: number;
@@ -63,7 +63,7 @@ export class ChunkWriterThread {
 
   /**
    * Starts writing a download to the open file `fd`: keeps its leading bytes that can be kept (with
-   * `chunks`, the whole chunks that match, in order; without, all), hashing them into the whole. The caller
+   * `chunks`, the whole chunks that match, in order; without, all), hashing them. The caller
    * truncates the file to `kept`, and closes `fd` only after the writer's last call settled.
    */
   async open(fd: number, chunks: readonly string[] | undefined): Promise<DownloadWriter> {
@@ -163,12 +163,12 @@ export class DownloadWriter {
     return { failed: message ?? outcome };
   }
 
-  /** The sha256 of the bytes written (call it once every append settled); the writer is then closed. */
-  async digest(): Promise<Uint8Array> {
+  /** The chunk hashes of the bytes written (call it once every append settled); the writer is then closed. */
+  async finish(): Promise<string[]> {
     this.closed = true;
-    const reply = await this.thread.call({ op: 'digest', download: this.download });
-    if (reply.outcome !== 'digest') throw new Error(`cannot hash the download: ${reply.message}`);
-    return reply.digest!;
+    const reply = await this.thread.call({ op: 'finish', download: this.download });
+    if (reply.outcome !== 'finished') throw new Error(`cannot hash the download: ${reply.message}`);
+    return reply.chunks!;
   }
 
   /** Forgets the download (its appends already settled). */

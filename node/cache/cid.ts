@@ -1,8 +1,14 @@
-// Content identifiers of blobs (release bundles, built artifacts): CIDv1, raw codec, sha256, printed in
-// base32 ("bafkrei…"), so the same bytes have the same name on every node (design.md §6).
+// Content identifiers of blobs (release bundles, built artifacts), so the same bytes have the same name on
+// every node (design.md §6). A blob is cut into CHUNK_SIZE chunks, and its CID names its manifest: the JSON
+// `{"chunkSize":1048576,"size":N,"chunks":["<sha256 hex of chunk 0>",…]}`, written without spaces, keys in
+// that order — CIDv1, json codec, sha256, in base32 ("bagaaiera…"). So one sha256 pass over the bytes gives
+// both the chunk hashes (checked one by one as a download arrives) and the CID (the whole's check), where a
+// CID of the raw bytes would need a second pass; and a cache entry's chunk hashes can be checked against its
+// CID before anything is fetched. Other content keys (the DHT's names for cache keys) are raw sha256 CIDs.
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { CID } from 'multiformats/cid';
+import * as json from 'multiformats/codecs/json';
 import * as raw from 'multiformats/codecs/raw';
 import { create as createDigest } from 'multiformats/hashes/digest';
 import { sha256 } from 'multiformats/hashes/sha2';
@@ -14,13 +20,26 @@ export class InvalidCidError extends Error {
   override name = 'InvalidCidError';
 }
 
-/** The CID of a sha256 digest (32 bytes). */
-export function cidOfDigest(digest: Uint8Array): string {
-  return CID.createV1(raw.code, createDigest(sha256.code, digest)).toString();
+/** The CID of a blob of `size` bytes whose chunks hash to `chunks` (sha256 hex, in order). */
+export function blobCid(size: number, chunks: readonly string[]): string {
+  const manifest = `{"chunkSize":${CHUNK_SIZE},"size":${size},"chunks":[${chunks.map((chunk) => `"${chunk}"`).join(',')}]}`;
+  return CID.createV1(json.code, createDigest(sha256.code, createHash('sha256').update(manifest).digest())).toString();
+}
+
+/** The sha256 (hex) of each CHUNK_SIZE chunk of `bytes` (an empty blob is one empty chunk). */
+export function chunkHashes(bytes: Uint8Array): string[] {
+  const chunks: string[] = [];
+  for (let at = 0; at < bytes.byteLength || chunks.length === 0; at += CHUNK_SIZE) chunks.push(chunkHash([bytes.subarray(at, at + CHUNK_SIZE)]));
+  return chunks;
 }
 
 export function cidOfBytes(bytes: Uint8Array): string {
-  return cidOfDigest(createHash('sha256').update(bytes).digest());
+  return blobCid(bytes.byteLength, chunkHashes(bytes));
+}
+
+/** The raw sha256 CID of a text: how the DHT names what is not a blob (a cache key). */
+export function cidOfText(text: string): string {
+  return CID.createV1(raw.code, createDigest(sha256.code, createHash('sha256').update(text).digest())).toString();
 }
 
 /**
@@ -53,24 +72,20 @@ export function chunkHash(pieces: readonly Uint8Array[]): string {
   return hash.digest('hex');
 }
 
-/** Hashes a file as it streams: its CID, its size, and the sha256 (hex) of each CHUNK_SIZE chunk. */
+/** Hashes a file as it streams (one sha256 pass): its CID, its size, and the sha256 (hex) of each chunk. */
 export async function hashFile(path: string): Promise<{ cid: string; size: number; chunks: string[] }> {
-  const whole = createHash('sha256');
   const chunks: string[] = [];
   let size = 0;
   for await (const pieces of chunked(createReadStream(path, { highWaterMark: CHUNK_SIZE }))) {
-    for (const piece of pieces) {
-      whole.update(piece);
-      size += piece.byteLength;
-    }
+    for (const piece of pieces) size += piece.byteLength;
     chunks.push(chunkHash(pieces));
   }
   // An empty blob is one empty chunk.
   if (size === 0) chunks.push(chunkHash([]));
-  return { cid: cidOfDigest(whole.digest()), size, chunks };
+  return { cid: blobCid(size, chunks), size, chunks };
 }
 
-/** Parses a blob CID given by a person or a peer: a CIDv1, raw codec, sha256. Returns its canonical form. */
+/** Parses a blob CID given by a person or a peer: a CIDv1, json codec, sha256. Returns its canonical form. */
 export function parseBlobCid(text: string): string {
   let cid: CID;
   try {
@@ -78,8 +93,8 @@ export function parseBlobCid(text: string): string {
   } catch (error) {
     throw new InvalidCidError(`invalid CID ${JSON.stringify(text.slice(0, 100))}: ${(error as Error).message}`);
   }
-  if (cid.version !== 1 || cid.code !== raw.code || cid.multihash.code !== sha256.code) {
-    throw new InvalidCidError(`CID ${text} is not a sha256 blob CID (CIDv1, raw codec)`);
+  if (cid.version !== 1 || cid.code !== json.code || cid.multihash.code !== sha256.code) {
+    throw new InvalidCidError(`CID ${text} is not a blob CID (CIDv1, json codec, sha256)`);
   }
   return cid.toString();
 }
@@ -91,9 +106,4 @@ export function isBlobCid(text: string): boolean {
   } catch {
     return false;
   }
-}
-
-/** The sha256 digest a blob CID names, for comparing with the hash of bytes received. */
-export function digestOfCid(cid: string): Uint8Array {
-  return CID.parse(parseBlobCid(cid)).multihash.digest;
 }

@@ -2,12 +2,13 @@
 // the node that built it. A key is what was built and for which platform: a release (by its bundle's
 // CID) or a shared part (by its signature), on an OS/architecture/libc (hardware.ts's `os`). An entry
 // also carries the prefix the artifact was built under (rewritten on extraction) and the sha256 of each
-// CHUNK_SIZE chunk, so a fetch verifies every chunk as it arrives. A node uses an entry only if it
+// CHUNK_SIZE chunk, so a fetch verifies every chunk as it arrives; they must hash to the CID (cid.ts), so an
+// entry that contradicts itself is refused before anything is fetched. A node uses an entry only if it
 // trusts its builder; the signature makes that decision hold whoever relayed the entry.
 import type { PrivateKey } from '@libp2p/interface';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import { Fields, open, seal, signedBy, type Fail } from '../signed.js';
-import { CHUNK_SIZE } from './cid.js';
+import { blobCid, CHUNK_SIZE } from './cid.js';
 
 /** Largest entry on the wire: about 15,000 chunk hashes, a 15 GiB artifact. */
 export const MAX_ENTRY_BYTES = 1024 * 1024;
@@ -91,6 +92,7 @@ export function validateEntry(value: unknown): CacheEntry {
     return hash;
   });
   if (chunks.length !== expected) fields.schema(`a ${size}-byte artifact has ${expected} chunks, not ${chunks.length}`);
+  if (blobCid(size, chunks) !== cid) fields.schema(`its size and chunk hashes are not those of blob ${cid}`);
   const builder = fields.peerId(e.builder, 'builder');
   const time = fields.integer(e.time, 'time', 0, Number.MAX_SAFE_INTEGER);
   return { key, cid, size, prefix, relocatable, chunks, builder, time };

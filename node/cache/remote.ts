@@ -11,7 +11,7 @@ import type { CacheProtocol } from '../../protocols/cache/index.js';
 import type { Logger } from '../log.js';
 import type { RemoteCache } from './artifacts.js';
 import type { BlobStore } from './blob-store.js';
-import { cidOfBytes } from './cid.js';
+import { cidOfText } from './cid.js';
 import { parseKey, type CacheEntry } from './entry.js';
 import { fetchBlob } from './fetch.js';
 import { SharedWork } from '../shared-work.js';
@@ -66,7 +66,7 @@ export class MeshCache implements RemoteCache {
 
   async findEntries(key: string, signal: AbortSignal): Promise<{ wire: Uint8Array; from: string }[]> {
     const { kind, id } = parseKey(key);
-    const peers = await this.providers(cidOfBytes(new TextEncoder().encode(key)), kind === 'release' ? id : undefined, [], signal);
+    const peers = await this.providers(cidOfText(key), kind === 'release' ? id : undefined, [], signal);
     const found: { wire: Uint8Array; from: string }[] = [];
     await inParallel(peers, LOOKUP_CONCURRENCY, async (peer) => {
       try {
@@ -119,9 +119,8 @@ export class MeshCache implements RemoteCache {
   }
 
   async provide(cids: readonly string[], keys: readonly string[]): Promise<void> {
-    const encoder = new TextEncoder();
     const failed: string[] = [];
-    await inParallel([...cids, ...keys.map((key) => cidOfBytes(encoder.encode(key)))], PROVIDE_CONCURRENCY, async (cid) => {
+    await inParallel([...cids, ...keys.map(cidOfText)], PROVIDE_CONCURRENCY, async (cid) => {
       await this.init.routing.provide(CID.parse(cid), { signal: AbortSignal.timeout(PROVIDE_TIMEOUT_MS) })
         .catch((error: Error) => failed.push(`${cid}: ${error.message}`));
     });

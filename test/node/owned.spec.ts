@@ -10,7 +10,7 @@ import { removeTree, writeTree } from '../helpers/files.js';
 import { recordingLogger } from '../helpers/nodes.js';
 
 // A CID as the protocol wants it (the hello release's).
-const RELEASE = 'bafkreiacchwyroiighucgicji7omsqg7eb7rhc6z2naxq7hmoisehvbslq';
+const RELEASE = 'bagaaieraay5uw4scuwfx47xgl3xg3cqobsytitngsvplbhexbrjdm5aytryq';
 
 /** A host as the owner sees it: what it was asked, and how it answers (or fails) each call. */
 class FakeHost implements HostApi {
