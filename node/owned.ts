@@ -8,14 +8,23 @@ import type { PlacementIndex } from './placement.js';
 import type { InstanceRequest, NodeStore, RequestedState, StoredOwned } from './store.js';
 import { checkInstanceRequest, type Answer, type InstanceReport, type InstanceView } from '../protocols/instance/index.js';
 
-/** How many peers a request tries before it is refused. */
-export const MAX_PLACEMENT_TRIES = 5;
+/**
+ * How many peers a placement may ask before it is refused: refusals are quick answers (a host full, or not
+ * admitting this requester), and an owner whose view is an advert old may meet several full hosts in a row
+ * while others have room (the placement simulation: a request refused after 5 full hosts with 40% of the
+ * partitions free). A peer that does not answer, or does not confirm, may take HOST_CALL_TIMEOUT_MS.
+ */
+export const MAX_PLACEMENT_TRIES = 16;
+/** …so a placement gives up after this many of those. */
+export const MAX_FAILED_TRIES = 5;
 /** An owner moves an instance only after its host has been unreachable for longer than this. */
 export const HOSTING_LEASE_MS = 60_000;
 /** Instances per renew call: well under the protocol's 1000 and 256 KiB with the longest references. */
 export const RENEW_BATCH = 500;
 /** Bound of one call to a host. */
 export const HOST_CALL_TIMEOUT_MS = 10_000;
+/** Bound of a whole placement. */
+export const PLACEMENT_TIMEOUT_MS = HOST_CALL_TIMEOUT_MS * MAX_FAILED_TRIES;
 
 /** What an owner asks a host: the instance protocol's client, or this node's own host side. */
 export interface HostApi {
@@ -79,6 +88,17 @@ export function nextCandidate(index: Pick<PlacementIndex, 'rank'>, release: stri
   return index.rank(release, { limit: 1, exclude: asked })[0];
 }
 
+/** The peers a placement asked so far: those that refused, those that did not answer or confirm. */
+export interface PlacementTries {
+  refused: number;
+  failed: number;
+}
+
+/** Whether a placement may ask one more peer (shared with the model simulator). */
+export function mayAskAnother(tries: PlacementTries): boolean {
+  return tries.refused + tries.failed < MAX_PLACEMENT_TRIES && tries.failed < MAX_FAILED_TRIES;
+}
+
 /** Why a placement failed: nobody to ask, or each refusal. */
 export function placementFailure(reasons: readonly string[]): string {
   return reasons.length === 0 ? NO_PEER_KNOWN : reasons.join('; ');
@@ -131,7 +151,7 @@ export class OwnedInstances extends TypedEventEmitter<OwnedEvents> {
     const invalid = checkInstanceRequest(request);
     if (invalid) return Promise.reject(new InvalidInstanceRequestError(`cannot request ${JSON.stringify(request.reference)}: ${invalid}`));
     return this.queue.run(request.reference, async () => {
-      const signal = options.signal ?? AbortSignal.timeout(HOST_CALL_TIMEOUT_MS * MAX_PLACEMENT_TRIES);
+      const signal = options.signal ?? AbortSignal.timeout(PLACEMENT_TIMEOUT_MS);
       const existing = this.init.store.getOwned(request.reference);
       if (!existing) {
         if (request.state === 'destroyed') throw new UnknownInstanceError(`there is no instance ${request.reference} to destroy`);
@@ -209,7 +229,8 @@ export class OwnedInstances extends TypedEventEmitter<OwnedEvents> {
     const request = requestOf(wanted);
     // A move never goes back to the host it leaves, unless pinned there.
     const asked = new Set(previousHost && !pinned ? [previousHost] : []);
-    for (let tries = 0; tries < MAX_PLACEMENT_TRIES; tries++) {
+    const tries: PlacementTries = { refused: 0, failed: 0 };
+    while (mayAskAnother(tries)) {
       const peer = nextCandidate(this.init.index, wanted.release, asked, pinned);
       if (peer === undefined) break;
       asked.add(peer);
@@ -218,8 +239,13 @@ export class OwnedInstances extends TypedEventEmitter<OwnedEvents> {
       const reservation = await this.call(peer, (host) => host.reserve(request, signal));
       if (!reservation.ok) {
         reasons.push(`${peer}: ${reservation.reason}`);
-        if (reservation.code === 'refused') this.init.index.refused(peer);
-        else this.init.index.unanswered(peer);
+        if (reservation.code === 'refused') {
+          tries.refused++;
+          this.init.index.refused(peer);
+        } else {
+          tries.failed++;
+          this.init.index.unanswered(peer);
+        }
         continue;
       }
       this.init.index.reserved(peer, reservation.free);
@@ -238,6 +264,7 @@ export class OwnedInstances extends TypedEventEmitter<OwnedEvents> {
         return placed;
       }
       reasons.push(`${peer}: ${confirmation.reason}`);
+      tries.failed++;
       // No answer is not a no: the confirmation may have landed, and the host deploy what nobody owns now.
       if (confirmation.code === 'busy') {
         void this.call(peer, (host) => host.update({ ...request, state: 'destroyed', epoch }, AbortSignal.timeout(HOST_CALL_TIMEOUT_MS)));
@@ -319,7 +346,7 @@ export class OwnedInstances extends TypedEventEmitter<OwnedEvents> {
       if (!owned || owned.host !== from) return;
       this.init.log(`moving ${reference} off ${from}: ${why}`);
       try {
-        await this.place(owned, undefined, AbortSignal.timeout(HOST_CALL_TIMEOUT_MS * MAX_PLACEMENT_TRIES), from, 'keep');
+        await this.place(owned, undefined, AbortSignal.timeout(PLACEMENT_TIMEOUT_MS), from, 'keep');
       } catch (error) {
         // Nowhere else to go: it stays placed where it was (that host may come back), and the next renewal
         // tries again. The record is put back only if a peer took a higher epoch meanwhile (that peer is not its

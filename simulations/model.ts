@@ -6,8 +6,8 @@
 // - ranking: each requester keeps its own PlacementIndex (node/placement.ts), fed by the adverts it hears
 //   (periodic, on the node's DEFAULT_ADVERT_INTERVAL_MS, and at once when a release becomes available, a gossip
 //   delay late), and places with the owner's choice and failure rule (node/owned.ts nextCandidate,
-//   placementFailure: up to MAX_PLACEMENT_TRIES peers, ranked again after each refusal, then refused with
-//   each reason); a reservation, or a refusal, counts in its view until the host's next advert
+//   mayAskAnother, placementFailure: peers ranked again after each refusal, until too many refused or failed,
+//   then refused with each reason); a reservation, or a refusal, counts in its view until the host's next advert
 //   (PlacementIndex.reserved, refused), as in the node;
 // - admission mirrors HostedInstances.reserve (node/hosting.ts): a partition free or a refusal, atomically,
 //   held for RESERVE_LEASE_MS until confirmed;
@@ -19,7 +19,7 @@
 // 10,000 peers would not fit in memory, and a few hundred owners already spread requests as many would.
 import { DEFAULT_ADVERT_INTERVAL_MS } from '../node/adverts.js';
 import { RESERVE_LEASE_MS } from '../node/hosting.js';
-import { HOSTING_LEASE_MS, HOST_CALL_TIMEOUT_MS, MAX_PLACEMENT_TRIES, NO_PEER_KNOWN, nextCandidate, placementFailure } from '../node/owned.js';
+import { HOSTING_LEASE_MS, HOST_CALL_TIMEOUT_MS, mayAskAnother, NO_PEER_KNOWN, nextCandidate, placementFailure, type PlacementTries } from '../node/owned.js';
 import { GET_TIMEOUT_MS } from '../protocols/cache/constants.js';
 import { judge } from './assertions.js';
 import { ModelMesh, type ModelNode, type Requester } from './model-mesh.js';
@@ -136,21 +136,23 @@ export async function runModel(options: ModelOptions): Promise<SimulationResult>
     const release = mesh.releaseIds[instance.release]!;
     const reasons: string[] = [];
     const asked = new Set(previousHost ? [previousHost.id] : []);
-    const next = (tries: number): void => {
-      const id = tries < MAX_PLACEMENT_TRIES ? nextCandidate(owner.view, release, asked) : undefined;
+    const tries: PlacementTries = { refused: 0, failed: 0 };
+    const next = (): void => {
+      const id = mayAskAnother(tries) ? nextCandidate(owner.view, release, asked) : undefined;
       if (id === undefined) return done(false, placementFailure(reasons));
       asked.add(id);
       const host = mesh.byId.get(id)!;
       // Its own host side is a function call; another node is a message each way.
       const hop = host === owner.node ? 0 : oneWayMs;
-      const refused = (reason: string) => {
+      const tryNext = (reason: string, how: keyof PlacementTries) => {
         reasons.push(`${id}: ${reason}`);
-        next(tries + 1);
+        tries[how]++;
+        next();
       };
       const unreachable = () => {
         owner.view.unanswered(id);
         counts.triesUnreachable++;
-        queue.after(HOST_CALL_TIMEOUT_MS, () => refused('cannot be reached'));
+        queue.after(HOST_CALL_TIMEOUT_MS, () => tryNext('cannot be reached', 'failed'));
       };
       owner.view.asking(id);
       if (!host.alive) return unreachable();
@@ -162,7 +164,7 @@ export async function runModel(options: ModelOptions): Promise<SimulationResult>
           if (refusal) {
             counts.triesFull++;
             owner.view.refused(id);
-            return refused(refusal);
+            return tryNext(refusal, 'refused');
           }
           owner.view.reserved(id, free);
           const epoch = instance.epoch + 1;
@@ -171,7 +173,7 @@ export async function runModel(options: ModelOptions): Promise<SimulationResult>
             queue.after(host.alive ? hop : HOST_CALL_TIMEOUT_MS, () => {
               if (confirmed) {
                 counts.triesExpired++;
-                return refused(confirmed);
+                return tryNext(confirmed, 'failed');
               }
               instance.epoch = epoch;
               instance.host = host;
@@ -181,7 +183,7 @@ export async function runModel(options: ModelOptions): Promise<SimulationResult>
         });
       });
     };
-    next(0);
+    next();
   }
 
   /** Mirrors HostedInstances.reserve (node/hosting.ts): a free partition is taken at once, or a refusal. */

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { InvalidInstanceRequestError, OwnedInstances, PlacementError, type HostApi } from '../../node/owned.js';
 import { PlacementIndex } from '../../node/placement.js';
 import { NodeStore, STORE_FILE, type InstanceRequest } from '../../node/store.js';
+import { seededRandom } from '../../simulations/random.js';
 import type { Answer, InstanceView } from '../../protocols/instance/index.js';
 import { removeTree, writeTree } from '../helpers/files.js';
 import { recordingLogger } from '../helpers/nodes.js';
@@ -104,6 +105,37 @@ describe('node/owned: placing what this node requests', () => {
     assert.equal(owned.get('web'), undefined);
   });
 
+  it('asks on past full hosts while it has tries left (16), but gives up after 5 that do not answer', async () => {
+    // Twelve holders of the release: the eight that look emptiest are full in fact (an advert-old view).
+    const wide = new PlacementIndex(seededRandom(7));
+    const fleet = new Map<string, FakeHost>();
+    for (let i = 1; i <= 12; i++) {
+      const full = i <= 8;
+      wide.update({ peerId: `h${i}`, releases: [RELEASE], free: full ? 10 : 1, total: 10, load: 0 });
+      const host = new FakeHost();
+      if (full) host.reserveAnswer = () => ({ ok: false, code: 'refused', reason: 'no free partition (all 10 in use)' });
+      fleet.set(`h${i}`, host);
+    }
+    const owner = new OwnedInstances({ store, index: wide, log: recordingLogger([]), now: () => clock, host: (peer) => fleet.get(peer)! });
+    const placed = await owner.request(request('web'));
+    assert.match(placed.host!, /^h(9|1[0-2])$/);
+    assert.equal([...fleet.values()].filter((host) => host.calls.includes('reserve web')).length, 9, 'the eight full ones, then one with room');
+
+    // Twelve that do not answer: five are asked, then the request fails with their reasons.
+    const silent = new PlacementIndex(seededRandom(8));
+    const asked: string[] = [];
+    for (let i = 1; i <= 12; i++) silent.update({ peerId: `s${i}`, releases: [RELEASE], free: 10, total: 10, load: 0 });
+    const lost = new OwnedInstances({
+      store, index: silent, log: recordingLogger([]), now: () => clock,
+      host: (peer) => {
+        asked.push(peer);
+        throw new Error('no route');
+      },
+    });
+    await assert.rejects(lost.request(request('db')), (error: Error) => error instanceof PlacementError && error.message.split('cannot be reached').length === 6);
+    assert.equal(asked.length, 5);
+  });
+
   it('re-requesting updates where it is; a host unreachable longer than the lease has its instance moved, with the next epoch', async () => {
     await owned.request(request('web'));
     await owned.request({ ...request('web'), parameters: { name: 'x' } });
@@ -160,3 +192,4 @@ describe('node/owned: placing what this node requests', () => {
     assert.deepEqual(owned.list(), []);
   });
 });
+
