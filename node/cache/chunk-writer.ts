@@ -2,13 +2,14 @@
 // fetching node also decrypts what arrives; in a profile of a 256 MiB fetch, hashing took a quarter of its
 // time. Here a worker thread does, for each chunk: check it against its hash, write it to the partial file,
 // keep its hash (from which the whole's CID is computed at the end) — in that order, so the hashes cover
-// exactly what the file holds, and a chunk that fails is neither written nor kept. The event loop only copies what arrives into a slot (so the received
-// buffers die young) and hands the slot's memory to the thread, which hands it back once done with it: the
-// memory moves between threads (transferred), it is not shared. Shared memory (a SharedArrayBuffer) would
-// save nothing and costs here: V8 copies into it byte by byte whenever the source is not word-aligned, as
-// pieces of a decrypted stream are (2 GB/s against 27 GB/s here: ≈ 0.2 s of event loop per 256 MiB).
-// The slots bound the memory in flight and make a producer that runs ahead wait; each download holds at most
-// one slot while it waits for bytes, so a stalled download holds up the others by no more than that one slot.
+// exactly what the file holds, and a chunk that fails is neither written nor kept. The event loop only
+// copies what arrives into a slot (so the received buffers die young) and hands the slot's memory to the
+// thread, which hands it back once done with it: the memory moves between threads (transferred), it is not
+// shared. Shared memory (a SharedArrayBuffer) would cost here: V8 copies into it byte by byte whenever the
+// source is not word-aligned, as pieces of a decrypted stream are (2 GB/s against 27 GB/s here: ≈ 0.2 s of
+// event loop per 256 MiB). The slots bound the memory in flight and make a producer that runs ahead wait;
+// each download holds at most one slot while it waits for bytes, so a stalled download holds up the others
+// by no more than that one slot.
 import { Worker } from 'node:worker_threads';
 import { CHUNK_SIZE } from './cid.js';
 
