@@ -171,7 +171,7 @@ async function provider(sizeMiB: number): Promise<void> {
     });
     await host.handle(BARE_FILE_PROTOCOL, async (stream: Stream) => {
       const blob = (await store.open(put.cid))!;
-      for await (const piece of blob.stream as AsyncIterable<Buffer>) {
+      for await (const piece of blob.stream() as AsyncIterable<Buffer>) {
         if (!stream.send(piece)) await stream.onDrain();
       }
       await stream.close();

@@ -25,10 +25,13 @@ export interface PutResult {
   chunks: string[];
 }
 
-/** An open blob: its whole size, and its bytes from the offset asked for (destroy it if not read to the end). */
+/** An open blob: its whole size and its file, from the offset asked for (close the file, or use stream()). */
 export interface BlobReader {
   size: number;
-  stream: ReadStream;
+  offset: number;
+  handle: FileHandle;
+  /** Its bytes from `offset` as a stream, which closes the file (destroy it if not read to the end). */
+  stream(): ReadStream;
 }
 
 export interface BlobStoreStats {
@@ -141,7 +144,8 @@ export class BlobStore {
       if (!Number.isSafeInteger(offset) || offset < 0 || offset > size) throw new RangeError(`offset ${offset} is outside blob ${cid} of ${size} bytes`);
       const now = new Date();
       await handle.utimes(now, now);
-      return { size, stream: handle.createReadStream({ start: offset, highWaterMark: CHUNK_SIZE }) };
+      const file = handle;
+      return { size, offset, handle, stream: () => file.createReadStream({ start: offset, highWaterMark: CHUNK_SIZE }) };
     } catch (error) {
       await handle.close();
       throw error;

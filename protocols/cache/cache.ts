@@ -1,21 +1,23 @@
 // The cache protocol's handler and client (index.ts has the contract).
 import type { AbortOptions, Connection, PeerId, Stream, StreamCloseEvent, StreamMessageEvent } from '@libp2p/interface';
 import { lpStream } from '@libp2p/utils';
+import * as lengthPrefixed from 'it-length-prefixed';
 import type { Multiaddr } from '@multiformats/multiaddr';
 import { parseBlobCid } from '../../node/cache/cid.js';
 import {
-  BODY_HIGH_WATER_BYTES, BODY_IDLE_TIMEOUT_MS, CACHE_HANDLER_TIMEOUT_MS, CACHE_PROTOCOL, GET_TIMEOUT_MS, LOOKUP_TIMEOUT_MS,
-  MAX_BODY_READ_BUFFER_BYTES, MAX_CACHE_HEADER_BYTES, MAX_CACHE_REQUEST_BYTES, MAX_ENTRY_BYTES, MAX_INBOUND_STREAMS, MAX_LOOKUP_ENTRIES,
-  MAX_LOOKUP_KEY_LENGTH, MAX_OUTBOUND_STREAMS,
+  ACK_EVERY_BYTES, BODY_HIGH_WATER_BYTES, BODY_IDLE_TIMEOUT_MS, CACHE_HANDLER_TIMEOUT_MS, CACHE_PROTOCOL, GET_TIMEOUT_MS,
+  LOOKUP_TIMEOUT_MS, MAX_ACK_BYTES, MAX_BODY_READ_BUFFER_BYTES, MAX_CACHE_HEADER_BYTES, MAX_CACHE_REQUEST_BYTES, MAX_ENTRY_BYTES,
+  MAX_INBOUND_STREAMS, MAX_LOOKUP_ENTRIES, MAX_LOOKUP_KEY_LENGTH, MAX_OUTBOUND_STREAMS, SEND_BUFFERS, SEND_PIECE_BYTES,
 } from './constants.js';
 import { abortable, bounded, isFramingError } from '../streams.js';
 import { BlobNotFoundError, CacheStallError, CacheTimeoutError, InvalidCacheResponseError } from './errors.js';
 import type { BlobResponse, BlobSource, CacheComponents, CacheInit, CacheLogger, CacheProtocol, GetOptions } from './index.js';
+import { BadAcknowledgementError, SendBuffers } from './send-buffers.js';
 
 /** A lookup answer in full: its header and entries, each with its length prefix. */
 const MAX_LOOKUP_ANSWER_BYTES = MAX_CACHE_HEADER_BYTES + MAX_LOOKUP_ENTRIES * (MAX_ENTRY_BYTES + 4);
 
-type Request = { get: string; offset: number } | { lookup: string };
+type Request = { get: string; offset: number; acks: boolean } | { lookup: string };
 type Header = { size: number } | { entries: number } | { error: string };
 type LpStream = ReturnType<typeof lpStream>;
 
@@ -28,6 +30,7 @@ export class Cache implements CacheProtocol {
   private readonly getTimeoutMs: number;
   private readonly idleTimeoutMs: number;
   private readonly handlerTimeoutMs: number;
+  private readonly sendBuffers: number;
   private started = false;
 
   constructor(components: CacheComponents, init: CacheInit) {
@@ -39,6 +42,7 @@ export class Cache implements CacheProtocol {
     this.getTimeoutMs = init.getTimeoutMs ?? GET_TIMEOUT_MS;
     this.idleTimeoutMs = init.idleTimeoutMs ?? BODY_IDLE_TIMEOUT_MS;
     this.handlerTimeoutMs = init.handlerTimeoutMs ?? CACHE_HANDLER_TIMEOUT_MS;
+    this.sendBuffers = init.sendBuffers ?? SEND_BUFFERS;
   }
 
   async start(): Promise<void> {
@@ -90,7 +94,7 @@ export class Cache implements CacheProtocol {
       // Room for what Yamux still sends once the body is paused (see BODY_HIGH_WATER_BYTES).
       stream.maxReadBufferLength = MAX_BODY_READ_BUFFER_BYTES;
       lp = lpStream(stream, { maxDataLength: MAX_CACHE_HEADER_BYTES, maxBufferSize: MAX_BODY_READ_BUFFER_BYTES });
-      await lp.write(encodeJson({ get: cid, offset }), { signal });
+      await lp.write(encodeJson({ get: cid, offset, acks: true }), { signal });
       header = parseHeader((await lp.read({ signal })).subarray());
       notFound = header !== undefined && 'error' in header && header.error === 'not-found';
       if (notFound) await stream.close({ signal });
@@ -107,7 +111,8 @@ export class Cache implements CacheProtocol {
     // The header's message may have brought the first bytes of the body: unwrap() gives them back to the stream.
     lp.unwrap();
     if (stream.readStatus === 'readable') stream.pause();
-    return { size: header.size, body: readBody(stream, header.size - offset, options.idleTimeoutMs ?? this.idleTimeoutMs, options.signal, peer.toString()) };
+    const acknowledge = (received: number) => stream.send(lengthPrefixed.encode.single(encodeJson({ received })));
+    return { size: header.size, body: readBody(stream, header.size - offset, options.idleTimeoutMs ?? this.idleTimeoutMs, options.signal, peer.toString(), acknowledge) };
   }
 
   private async openStream(peer: PeerId | Multiaddr, signal: AbortSignal): Promise<Stream> {
@@ -161,8 +166,11 @@ export class Cache implements CacheProtocol {
     await stream.close({ signal });
   }
 
-  /** The header, then the raw bytes as fast as the stream takes them, each wait for room bounded by the idle timeout. */
-  private async sendBlob(stream: Stream, lp: LpStream, request: { get: string; offset: number }, signal: AbortSignal, from: string): Promise<void> {
+  /**
+   * The header, then the raw bytes as fast as the stream takes them, each wait for room (or, with acks, for a
+   * buffer to be free again) bounded by the idle timeout.
+   */
+  private async sendBlob(stream: Stream, lp: LpStream, request: { get: string; offset: number; acks: boolean }, signal: AbortSignal, from: string): Promise<void> {
     let blob;
     try {
       blob = await this.blobs.open(request.get, request.offset);
@@ -183,12 +191,40 @@ export class Cache implements CacheProtocol {
       this.log.debug(`sending ${request.get} from byte ${request.offset} of ${blob.size} to ${from}`);
       await lp.write(encodeJson({ size: blob.size }), { signal });
       const raw = lp.unwrap();
-      for await (const piece of blob.stream as AsyncIterable<Buffer>) {
+      const buffers = request.acks ? new SendBuffers(this.sendBuffers, SEND_PIECE_BYTES) : undefined;
+      if (buffers) void readAcknowledgements(raw, buffers);
+      for (let position = blob.offset; position < blob.size;) {
+        const length = Math.min(SEND_PIECE_BYTES, blob.size - position);
+        const piece = buffers ? await buffers.take(length, (free) => withinIdle(free, this.idleTimeoutMs, stalled)) : Buffer.allocUnsafe(length);
+        const { bytesRead } = await blob.handle.read(piece, 0, length, position);
+        if (bytesRead !== length) throw new Error(`blob ${request.get} is shorter than its ${blob.size} bytes`);
+        position += length;
         if (!raw.send(piece)) await withinIdle(raw.onDrain(), this.idleTimeoutMs, stalled);
       }
       await withinIdle(raw.close(), this.idleTimeoutMs, stalled);
     } finally {
-      blob.stream.destroy();
+      await blob.handle.close();
+    }
+  }
+}
+
+/** Hands the client's acknowledgements to `buffers` until it closes its side; one that breaks the rules aborts the stream. */
+async function readAcknowledgements(stream: Parameters<typeof lpStream>[0], buffers: SendBuffers): Promise<void> {
+  const acks = lpStream(stream, { maxDataLength: MAX_ACK_BYTES });
+  for (;;) {
+    let message: Uint8Array;
+    try {
+      message = (await acks.read()).subarray();
+    } catch {
+      return; // the client closed its side (it has everything), or the stream ended
+    }
+    try {
+      const received = parseObject(message)?.['received'];
+      if (typeof received !== 'number') throw new BadAcknowledgementError('not an acknowledgement');
+      buffers.acknowledge(received);
+    } catch (error) {
+      stream.abort(error as Error);
+      return;
     }
   }
 }
@@ -198,10 +234,13 @@ export class Cache implements CacheProtocol {
  * than BODY_HIGH_WATER_BYTES wait for the consumer (so a slow disk slows the sender rather than filling
  * memory); a wait for bytes longer than `idleMs` fails with CacheStallError.
  */
-async function* readBody(stream: Stream, expected: number, idleMs: number, signal: AbortSignal | undefined, from: string): AsyncGenerator<Uint8Array> {
+async function* readBody(stream: Stream, expected: number, idleMs: number, signal: AbortSignal | undefined, from: string, acknowledge: (received: number) => void): AsyncGenerator<Uint8Array> {
   const queue: Uint8Array[] = [];
   let queued = 0;
   let received = 0;
+  /** Bytes that arrived (queued or not), and how many of them were acknowledged. */
+  let arrived = 0;
+  let acknowledged = 0;
   let ended = false;
   let failure: unknown;
   let pausing = false;
@@ -215,6 +254,16 @@ async function* readBody(stream: Stream, expected: number, idleMs: number, signa
     for (const piece of event.data instanceof Uint8Array ? [event.data] : event.data) {
       queue.push(piece);
       queued += piece.byteLength;
+      arrived += piece.byteLength;
+    }
+    // What arrived was sent: the listener may fill the buffers it was sent from again.
+    if (arrived - acknowledged >= ACK_EVERY_BYTES && arrived < expected) {
+      acknowledged = arrived;
+      try {
+        acknowledge(arrived);
+      } catch {
+        // the stream is closing: its own events say so
+      }
     }
     // Not from inside the dispatch: resume() dispatches what was held, then would undo a pause made meanwhile.
     if (queued >= BODY_HIGH_WATER_BYTES && !pausing) {
@@ -307,12 +356,13 @@ function parseRequest(message: Uint8Array): Request | string {
   const value = parseObject(message);
   if (value === undefined) return 'not a JSON object';
   const fields = Object.keys(value).sort().join();
-  if (fields === 'get,offset') {
-    const { get, offset } = value;
+  if (fields === 'get,offset' || fields === 'acks,get,offset') {
+    const { get, offset, acks = false } = value;
     if (typeof get !== 'string') return 'get is not a string';
     if (!Number.isSafeInteger(offset) || (offset as number) < 0) return `offset ${JSON.stringify(offset)} is not a byte offset`;
+    if (typeof acks !== 'boolean') return 'acks is not a boolean';
     try {
-      return { get: parseBlobCid(get), offset: offset as number };
+      return { get: parseBlobCid(get), offset: offset as number, acks };
     } catch (error) {
       return (error as Error).message;
     }

@@ -1,7 +1,7 @@
 // The cache protocol: signed index entries by key, and blobs by CID with an offset (design.md §5, §6).
 
-export const CACHE_PROTOCOL = '/slapmesh/cache/1.0.0';
-/** A request: `{"get": "<cid>", "offset": n}` or `{"lookup": "<key>"}`. */
+export const CACHE_PROTOCOL = '/slapmesh/cache/1.1.0';
+/** A request: `{"get": "<cid>", "offset": n, "acks": true}` (`acks` may be left out) or `{"lookup": "<key>"}`. */
 export const MAX_CACHE_REQUEST_BYTES = 4 * 1024;
 /** A lookup key: an opaque string of 1 to this many characters. */
 export const MAX_LOOKUP_KEY_LENGTH = 256;
@@ -20,6 +20,15 @@ export const BODY_HIGH_WATER_BYTES = 8 * 1024 * 1024;
 export const MAX_BODY_READ_BUFFER_BYTES = 32 * 1024 * 1024;
 /** The listener reads a blob from disk, and sends it, in pieces of this size. */
 export const SEND_PIECE_BYTES = 1024 * 1024;
+/**
+ * A client that asked for `acks` says every this many bytes of a body how many it received, as a message
+ * `{"received": n}`; the listener then sends from SEND_BUFFERS pieces' worth of buffers, each filled again
+ * once what it held was received (protocols/cache/send-buffers.ts).
+ */
+export const ACK_EVERY_BYTES = SEND_PIECE_BYTES;
+export const SEND_BUFFERS = 16;
+/** An acknowledgement message. */
+export const MAX_ACK_BYTES = 64;
 /** Default bound of a lookup: dial, stream, answer. */
 export const LOOKUP_TIMEOUT_MS = 5_000;
 /** Default bound of a get until the header: dial, stream, request, header (the body has the idle timeout). */

@@ -1,5 +1,5 @@
 /**
- * The cache protocol (`/slapmesh/cache/1.0.0`): look up signed cache index entries by key, and stream a
+ * The cache protocol (`/slapmesh/cache/1.1.0`): look up signed cache index entries by key, and stream a
  * blob by CID from a byte offset (for resume).
  *
  * The dialer writes one length-prefixed JSON request (at most MAX_CACHE_REQUEST_BYTES):
@@ -44,6 +44,8 @@ export interface CacheInit {
   idleTimeoutMs?: number;
   /** Bound of the handler's request and header (default CACHE_HANDLER_TIMEOUT_MS). */
   handlerTimeoutMs?: number;
+  /** Buffers a body is sent from to a client that acknowledges (default SEND_BUFFERS). */
+  sendBuffers?: number;
 }
 
 /** The node's log for this component (node/log.ts's Logger fits). */

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Libp2p, PeerId, Stream } from '@libp2p/interface';
 import { lpStream } from '@libp2p/utils';
+import * as lengthPrefixed from 'it-length-prefixed';
 import { BlobStore } from '../../node/cache/blob-store.js';
 import { CHUNK_SIZE, cidOfBytes, hashFile } from '../../node/cache/cid.js';
 import { fetchBlob } from '../../node/cache/fetch.js';
@@ -54,7 +55,8 @@ describe('protocols/cache', function () {
     await store.init();
     await store.put(file);
     [server, client, rogue] = await Promise.all([createTestNode(), createTestNode(), createTestNode()]);
-    serverCache = cacheProtocol({ blobs: store, lookup: (key) => entries.get(key) ?? [], handlerTimeoutMs: 1_000 })({ libp2p: server, logger: recordingLogger(serverLog) });
+    // Two send buffers: every body of more than 2 MiB here fills them again as the client acknowledges.
+    serverCache = cacheProtocol({ blobs: store, lookup: (key) => entries.get(key) ?? [], handlerTimeoutMs: 1_000, idleTimeoutMs: 1_000, sendBuffers: 2 })({ libp2p: server, logger: recordingLogger(serverLog) });
     clientCache = cacheProtocol({ blobs: new BlobStore(join(root, 'client')), getTimeoutMs: 2_000, lookupTimeoutMs: 2_000 })({ libp2p: client, logger: recordingLogger([]) });
     await serverCache.start();
     await clientCache.start();
@@ -122,6 +124,35 @@ describe('protocols/cache', function () {
     assert.equal(sha(await collect((await clientCache.get(server.peerId, cid)).body)), sha(blob));
   });
 
+  it('sends from fresh buffers to a client that does not acknowledge; cuts off one that promised to and stays silent, or acknowledges more than was sent', async () => {
+    /** Asks for the blob as `request` says, acknowledging with `ack` once the first bytes come; the bytes received, and how it ended. */
+    const getRaw = async (request: object, ack?: object): Promise<{ received: Buffer; failed: boolean }> => {
+      const stream = await client.dialProtocol(server.peerId, CACHE_PROTOCOL);
+      const lp = lpStream(stream);
+      await lp.write(encode(request));
+      assert.deepEqual(JSON.parse(new TextDecoder().decode((await lp.read()).subarray())), { size: blob.byteLength });
+      const raw = lp.unwrap();
+      const parts: Uint8Array[] = [];
+      try {
+        for await (const part of raw) {
+          if (ack && parts.length === 0) raw.send(lengthPrefixed.encode.single(encode(ack)));
+          parts.push(part instanceof Uint8Array ? part : part.subarray());
+        }
+        return { received: Buffer.concat(parts), failed: false };
+      } catch {
+        return { received: Buffer.concat(parts), failed: true };
+      }
+    };
+    const plain = await getRaw({ get: cid, offset: 0 });
+    assert.equal(sha(plain.received), sha(blob));
+    const silent = await getRaw({ get: cid, offset: 0, acks: true });
+    assert.deepEqual({ bytes: silent.received.byteLength, failed: silent.failed }, { bytes: 2 * CHUNK_SIZE, failed: true }, 'what the two buffers held, then nothing');
+    const liar = await getRaw({ get: cid, offset: 0, acks: true }, { received: blob.byteLength });
+    assert.equal(liar.failed, true);
+    assert.ok(liar.received.byteLength < blob.byteLength);
+    assert.equal(sha(await collect((await clientCache.get(server.peerId, cid)).body)), sha(blob), 'and it goes on serving');
+  });
+
   it('a blob the peer does not have: BlobNotFoundError', async () => {
     await assert.rejects(clientCache.get(server.peerId, cidOfBytes(Buffer.from('absent'))), { name: 'BlobNotFoundError' });
   });
@@ -131,6 +162,7 @@ describe('protocols/cache', function () {
       [encode({ get: 'not-a-cid', offset: 0 }), 'invalid CID'],
       [encode({ get: cid, offset: -1 }), 'is not a byte offset'],
       [encode({ get: cid }), 'unknown request'],
+      [encode({ get: cid, offset: 0, acks: 'yes' }), 'acks is not a boolean'],
       [encode({ get: cid, offset: blob.byteLength + 1 }), 'outside blob'],
       [encode({ lookup: '' }), 'lookup key'],
       [encode({ lookup: 'k', more: 1 }), 'unknown request'],

@@ -49,11 +49,11 @@ describe('node/cache/blob-store', () => {
     assert.equal(await store.size(put.cid), bytes.byteLength);
     const whole = await store.open(put.cid);
     assert.equal(whole?.size, bytes.byteLength);
-    assert.deepEqual(await readAll(whole!.stream), bytes);
+    assert.deepEqual(await readAll(whole!.stream()), bytes);
     const tail = await store.open(put.cid, 700_000);
-    assert.deepEqual(await readAll(tail!.stream), bytes.subarray(700_000));
+    assert.deepEqual(await readAll(tail!.stream()), bytes.subarray(700_000));
     const end = await store.open(put.cid, bytes.byteLength);
-    assert.equal((await readAll(end!.stream)).byteLength, 0);
+    assert.equal((await readAll(end!.stream())).byteLength, 0);
     await assert.rejects(store.open(put.cid, bytes.byteLength + 1), RangeError);
     assert.deepEqual(readdirSync(join(root, 'cache', 'tmp')), []);
   });
@@ -83,7 +83,7 @@ describe('node/cache/blob-store', () => {
     usedAgo(store, b!.cid, 200);
     usedAgo(store, c!.cid, 100);
     const reader = await store.open(a!.cid); // a is now the most recently used
-    reader!.stream.destroy();
+    await reader!.handle.close();
     assert.ok((await store.list()).find((blob) => blob.cid === a!.cid)!.lastUsed > Date.now() - 60_000);
     assert.deepEqual(await store.gc(3000), []);
     assert.deepEqual((await store.gc(2000)).map((blob) => blob.cid), [b!.cid]);
