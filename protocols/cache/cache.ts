@@ -232,7 +232,8 @@ async function readAcknowledgements(stream: Parameters<typeof lpStream>[0], buff
 /**
  * A blob's body: the stream's buffers as they come, `expected` bytes in all. Reading is paused while more
  * than BODY_HIGH_WATER_BYTES wait for the consumer (so a slow disk slows the sender rather than filling
- * memory); a wait for bytes longer than `idleMs` fails with CacheStallError.
+ * memory); a wait for bytes longer than `idleMs` fails with CacheStallError. Every ACK_EVERY_BYTES that
+ * arrive are acknowledged, paused or not: the sender fills its buffers again only then.
  */
 async function* readBody(stream: Stream, expected: number, idleMs: number, signal: AbortSignal | undefined, from: string, acknowledge: (received: number) => void): AsyncGenerator<Uint8Array> {
   const queue: Uint8Array[] = [];
