@@ -71,8 +71,8 @@ function append(download: Download, at: number, data: Uint8Array, verify: boolea
   // An append made after one that failed: the file does not end where it was meant to go.
   if (at !== download.written) return 'abandoned';
   // A verified append is one whole chunk (appendStream cuts them so): its hash is the one checked.
-  const checked = verify && download.expected && at % CHUNK_SIZE === 0 ? sha256hex(data) : undefined;
-  if (checked !== undefined && checked !== download.expected![at / CHUNK_SIZE]) return 'mismatch';
+  const checked = verify && download.expected ? sha256hex(data) : undefined;
+  if (checked !== undefined && (at % CHUNK_SIZE !== 0 || checked !== download.expected![at / CHUNK_SIZE])) return 'mismatch';
   let done = 0;
   while (done < data.byteLength) done += writeSync(download.fd, data, done, data.byteLength - done, at + done);
   if (checked !== undefined) {
