@@ -237,14 +237,17 @@ export class BlobStore {
     this.writing.add(cid);
     const file = join(this.partialDir, cid);
     let handle: FileHandle | undefined;
+    let direct: FileHandle | undefined;
     let writer: DownloadWriter | undefined;
     try {
       handle = await open(file, fsConstants.O_RDWR | fsConstants.O_CREAT, 0o644);
-      writer = await (this.writers ?? chunkWriterThread()).open(handle.fd, options.chunks);
+      direct = await openDirect(file);
+      writer = await (this.writers ?? chunkWriterThread()).open(handle.fd, options.chunks, direct?.fd);
       await handle.truncate(writer.kept);
-      return new PartialBlob({ cid, file, target: this.blobFile(cid), handle, writer, chunks: options.chunks, release: () => this.writing.delete(cid) });
+      return new PartialBlob({ cid, file, target: this.blobFile(cid), handle, direct, writer, chunks: options.chunks, release: () => this.writing.delete(cid) });
     } catch (error) {
       writer?.close();
+      await direct?.close();
       await handle?.close();
       this.writing.delete(cid);
       throw error;
@@ -280,6 +283,8 @@ interface PartialBlobInit {
   /** Where complete() renames the file. */
   target: string;
   handle: FileHandle;
+  /** The file opened for direct writes, where its filesystem allows (node/cache/direct-write.ts). */
+  direct: FileHandle | undefined;
   /** Verifies, writes and hashes the appends; knows how many bytes the file holds. */
   writer: DownloadWriter;
   chunks: readonly string[] | undefined;
@@ -433,6 +438,7 @@ export class PartialBlob {
     try {
       await this.settled();
       this.init.writer.close();
+      await this.init.direct?.close();
       await this.init.handle.close();
     } finally {
       this.init.release();
@@ -448,6 +454,20 @@ async function moveFile(from: string, to: string): Promise<void> {
     if ((error as NodeJS.ErrnoException).code !== 'EXDEV') throw error;
     await copyFile(from, to);
     await rm(from);
+  }
+}
+
+/**
+ * The file opened for writing with O_DIRECT, or undefined where that is not to be had: on systems without
+ * the flag, and on filesystems that refuse it (EINVAL).
+ */
+async function openDirect(path: string): Promise<FileHandle | undefined> {
+  if (fsConstants.O_DIRECT === undefined) return undefined;
+  try {
+    return await open(path, fsConstants.O_WRONLY | fsConstants.O_DIRECT);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EINVAL') return undefined;
+    throw error;
   }
 }
 

@@ -1,15 +1,19 @@
 // The thread of node/cache/chunk-writer.ts. For each download it checks each chunk against its hash, writes
 // it to the partial file and adds it to the chunk hashes of what the file holds (from which complete()
 // computes the CID: node/cache/cid.ts), in that order: those hashes always cover exactly the bytes the file
-// holds. Each byte is hashed once. Requests are answered one at a time, in the order sent.
+// holds. Each byte is hashed once. Whole chunks are written with direct I/O where the download has a file
+// descriptor for it (node/cache/direct-write.ts). Requests are answered one at a time, in the order sent.
 import { createHash, type Hash } from 'node:crypto';
 import { fstatSync, readSync, writeSync } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 import type { WriterReply, WriterRequest } from './chunk-writer.js';
 import { CHUNK_SIZE } from './cid.js';
+import { DirectWriter } from './direct-write.js';
 
 interface Download {
   fd: number;
+  /** The same file opened with O_DIRECT, when the filesystem allows it. */
+  directFd: number | undefined;
   /** The chunk hashes the bytes must match, when known. */
   expected: readonly string[] | undefined;
   /** Bytes of the file, all verified (where chunk hashes are known) and hashed. */
@@ -21,6 +25,7 @@ interface Download {
 }
 
 const downloads = new Map<number, Download>();
+const direct = new DirectWriter();
 const sha256hex = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
 
 /** Adds bytes appended at the end of the file to its chunk hashes. */
@@ -44,8 +49,8 @@ function hashAppended(download: Download, data: Uint8Array): void {
 }
 
 /** Keeps the leading bytes of the file that can be kept (see BlobStore.partial), hashing them. */
-function open(fd: number, expected: readonly string[] | undefined): Download {
-  const download: Download = { fd, expected, written: 0, chunks: [], tail: undefined };
+function open(fd: number, directFd: number | undefined, expected: readonly string[] | undefined): Download {
+  const download: Download = { fd, directFd, expected, written: 0, chunks: [], tail: undefined };
   const { size } = fstatSync(fd);
   const buffer = Buffer.allocUnsafe(CHUNK_SIZE);
   while (download.written < size) {
@@ -73,7 +78,7 @@ function append(download: Download, at: number, data: Uint8Array, verify: boolea
   // A verified append is one whole chunk (appendStream cuts them so): its hash is the one checked.
   const checked = verify && download.expected ? sha256hex(data) : undefined;
   if (checked !== undefined && (at % CHUNK_SIZE !== 0 || checked !== download.expected![at / CHUNK_SIZE])) return 'mismatch';
-  let done = 0;
+  let done = download.directFd === undefined ? 0 : direct.write(download.directFd, data, at);
   while (done < data.byteLength) done += writeSync(download.fd, data, done, data.byteLength - done, at + done);
   if (checked !== undefined) {
     download.chunks.push(checked);
@@ -98,7 +103,7 @@ function answer(request: WriterRequest): WriterReply | undefined {
   try {
     switch (request.op) {
       case 'open': {
-        const download = open(request.fd, request.chunks);
+        const download = open(request.fd, request.directFd, request.chunks);
         downloads.set(request.download, download);
         return { id, outcome: 'opened', kept: download.written };
       }

@@ -18,7 +18,7 @@ export const WRITER_SLOTS = 16;
 
 /** What the thread is asked, without the id that pairs it with its answer. */
 export type WriterCall =
-  | { op: 'open'; download: number; fd: number; chunks: readonly string[] | undefined }
+  | { op: 'open'; download: number; fd: number; directFd: number | undefined; chunks: readonly string[] | undefined }
   | { op: 'append'; download: number; at: number; slot: number; memory: ArrayBuffer; length: number; verify: boolean }
   | { op: 'finish'; download: number }
   | { op: 'close'; download: number };
@@ -63,13 +63,14 @@ export class ChunkWriterThread {
   }
 
   /**
-   * Starts writing a download to the open file `fd`: keeps its leading bytes that can be kept (with
-   * `chunks`, the whole chunks that match, in order; without, all), hashing them. The caller
-   * truncates the file to `kept`, and closes `fd` only after the writer's last call settled.
+   * Starts writing a download to the open file `fd` (read and written; `directFd`, when given, is the same
+   * file opened for writing with O_DIRECT): keeps its leading bytes that can be kept (with `chunks`, the
+   * whole chunks that match, in order; without, all), hashing them. The caller truncates the file to
+   * `kept`, and closes the descriptors only after the writer's last call settled.
    */
-  async open(fd: number, chunks: readonly string[] | undefined): Promise<DownloadWriter> {
+  async open(fd: number, chunks: readonly string[] | undefined, directFd?: number): Promise<DownloadWriter> {
     const download = this.nextDownload++;
-    const reply = await this.call({ op: 'open', download, fd, chunks });
+    const reply = await this.call({ op: 'open', download, fd, directFd, chunks });
     if (reply.outcome !== 'opened') throw new Error(`cannot resume the download: ${reply.message}`);
     return new DownloadWriter(this, download, reply.kept!);
   }
