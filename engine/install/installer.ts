@@ -3,8 +3,7 @@
 // on) uninstalled and installed again, removed ones uninstalled; independent parts in parallel.
 // Shared parts (`shared = true`) are reused, fetched from the artifact cache or built: shared.ts.
 import { createHash } from 'node:crypto';
-import { createWriteStream, existsSync, mkdirSync, mkdtempSync, rmSync, type WriteStream } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { createWriteStream, existsSync, mkdirSync, rmSync, type WriteStream } from 'node:fs';
 import { isAbsolute, join, relative } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { describeSubstitutionError, loadConfiguration, startEvaluation, type ConfigurationRequest } from '../config/configuration.js';
@@ -18,6 +17,7 @@ import { cleanEnvironment, runCommand } from './environment.js';
 import { readInstalled, SIGNATURE, writeInstalled, type InstalledPart } from './installed.js';
 import { findRecipe, RecipeError, type BuildoutSettings, type PartContext, type Recipe } from './recipe.js';
 import { installShared, isComplete, SharedParts } from './shared.js';
+import { makeWorkDir } from './work-dir.js';
 import '../recipes/index.js';
 
 export type InstallEvent =
@@ -83,7 +83,7 @@ export async function install(request: InstallRequest): Promise<InstallReport> {
   const state = readInstalled(installedPath);
   const report: InstallReport = { installed: [], updated: [], uninstalled: [] };
 
-  const work = mkdtempSync(join(tmpdir(), 'slapmesh-build-'));
+  const work = makeWorkDir();
   // Without a download cache, downloads live as long as this run.
   const downloadSettings = settings.downloadCache ? settings : { ...settings, downloadCache: join(work, 'downloads') };
   const logs = new PartLogs(join(settings.directory, '.slapmesh', 'logs'), emit);
