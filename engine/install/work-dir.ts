@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 const PREFIX = 'slapmesh-build-';
-const NAME = /^slapmesh-build-(\d+)-/;
+/** A scratch folder's name: the prefix, the process id, a random part. */
+const NAME = new RegExp(`^${PREFIX}(\\d+)-`);
 
 let swept = false;
 

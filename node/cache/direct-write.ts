@@ -31,7 +31,7 @@ export class DirectWriter {
     const length = Math.min(data.byteLength - (data.byteLength % DIRECT_ALIGNMENT), CHUNK_SIZE);
     if (this.unusable || length === 0 || at % DIRECT_ALIGNMENT !== 0) return 0;
     for (;;) {
-      const found = this.staging === undefined;
+      const fresh = this.staging === undefined;
       const staging = this.staging ?? this.findAlignedStaging(fd, data, at);
       if (!staging) return 0;
       staging.set(data.subarray(0, length));
@@ -40,7 +40,7 @@ export class DirectWriter {
       } catch (error) {
         // A start found on a disk that asks for less alignment than this file's (512 against 4096 bytes):
         // look again on this one; what it accepts, the other does too.
-        if (found || (error as NodeJS.ErrnoException).code !== 'EINVAL') throw error;
+        if (fresh || (error as NodeJS.ErrnoException).code !== 'EINVAL') throw error;
         this.staging = undefined;
       }
     }
