@@ -4,7 +4,7 @@
 // resuming anywhere still meets a bad chunk), and answers lookups of the release's key with forged entries:
 // one signed with its own key for an artifact of its own making (well signed, by a builder nobody trusts),
 // one claiming the honest builder made that artifact (under a signature that is not the builder's). Its
-// PeerId is chosen so that fetchers try it first.
+// PeerId is chosen so that the fetchers it targets try it first.
 import { chmodSync, closeSync, mkdirSync, mkdtempSync, openSync, readSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { generateKeyPair, privateKeyToProtobuf } from '@libp2p/crypto/keys';
@@ -23,7 +23,7 @@ import type { InProcessNode, InProcessNodes, StartOptions } from './in-process-n
 
 /** A file at the root of the adversary's own artifact: a node that extracted it would hold it. */
 export const ADVERSARY_MARKER = 'ADVERSARY';
-/** Keys drawn at most, looking for one ranked first (with n peers, about n are needed). */
+/** Keys drawn at most, looking for one ranked first (with n peers and t fetchers, about n^t are needed). */
 const MAX_KEY_DRAWS = 100_000;
 
 /** What the adversary did once it turned bad. */
@@ -41,16 +41,17 @@ export class KeySearchError extends Error {
 }
 
 /**
- * An Ed25519 key whose PeerId comes first among `peers` in the order fetchers try the providers of `cid`
- * (node/cache/remote.ts's rendezvous ranking): whatever other providers a fetcher knows, this one is asked first.
+ * An Ed25519 key whose PeerId comes first among `peers` in the order each of `fetchers` tries the providers
+ * of `cid` (node/cache/remote.ts's rendezvous ranking): whatever other of those providers such a fetcher
+ * knows, this one is asked first. Each fetcher has its own order, so the search is for a few fetchers only.
  */
-export async function keyRankedFirst(peers: readonly string[], cid: string): Promise<PrivateKey> {
+export async function keyRankedFirst(peers: readonly string[], cid: string, fetchers: readonly string[]): Promise<PrivateKey> {
   for (let draw = 0; draw < MAX_KEY_DRAWS; draw++) {
     const key = await generateKeyPair('Ed25519');
     const id = peerIdFromPrivateKey(key).toString();
-    if (rankProviders([...peers, id], cid, new Map(), 0)[0] === id) return key;
+    if (fetchers.every((fetcher) => rankProviders([...peers, id], cid, fetcher, new Map(), 0)[0] === id)) return key;
   }
-  throw new KeySearchError(`no key ranked first for ${cid} among ${peers.length} peers in ${MAX_KEY_DRAWS} draws`);
+  throw new KeySearchError(`no key ranked first for ${cid} among ${peers.length} peers by ${fetchers.length} fetchers in ${MAX_KEY_DRAWS} draws`);
 }
 
 export class AdversaryPeer {

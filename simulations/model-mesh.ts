@@ -222,7 +222,7 @@ export class ModelMesh {
       const peers = new Set(set?.sample(MAX_DHT_PROVIDERS, this.init.random) ?? []);
       if (this.byId.get(signer)?.heard.has(r)) peers.add(signer);
       peers.delete(host.id);
-      for (const peer of rankProviders([...peers], `${this.releaseIds[r]}/${signer}`, new Map(), queue.now)) {
+      for (const peer of rankProviders([...peers], `${this.releaseIds[r]}/${signer}`, host.id, new Map(), queue.now)) {
         if (!this.byId.get(peer)!.alive) {
           spent += this.init.providerTimeoutMs;
           continue;

@@ -1,8 +1,11 @@
 // The mesh as a build cache (design.md §6): who holds entries and blobs is learnt from adverts (a peer
 // listing a release has built or fetched it) and from the DHT (a node provides the CIDs of the keys it
 // has entries for and of the blobs it holds), and failing both the connected peers are asked; entries
-// are looked up and blobs fetched over the cache protocol. Providers are tried in rendezvous-hash order, so fetches of one blob go to the same peers
-// first while different blobs spread over all of them; a peer that sent bad bytes goes last for a while.
+// are looked up and blobs fetched over the cache protocol. Providers are tried in an order of rendezvous
+// hashing keyed by the fetcher as well as the blob: each fetcher keeps one order for a blob (a retry goes
+// the same way), while the fetchers of one blob spread over its providers instead of all asking the same
+// one first, and a peer cannot pick a PeerId that puts it first for everyone. A peer that sent bad bytes
+// goes last for a while.
 import { createHash } from 'node:crypto';
 import type { PeerId } from '@libp2p/interface';
 import { peerIdFromString } from '@libp2p/peer-id';
@@ -50,9 +53,9 @@ export interface MeshCacheInit {
   now?: () => number;
 }
 
-/** The order in which providers of `cid` are tried: by rendezvous hash, penalised peers last. */
-export function rankProviders(peers: readonly string[], cid: string, penalisedUntil: ReadonlyMap<string, number>, now: number): string[] {
-  const weight = new Map(peers.map((peer) => [peer, createHash('sha256').update(`${peer}\n${cid}`).digest('hex')]));
+/** The order in which `fetcher` tries the providers of `cid`: by rendezvous hash, penalised peers last. */
+export function rankProviders(peers: readonly string[], cid: string, fetcher: string, penalisedUntil: ReadonlyMap<string, number>, now: number): string[] {
+  const weight = new Map(peers.map((peer) => [peer, createHash('sha256').update(`${fetcher}\n${peer}\n${cid}`).digest('hex')]));
   const penalised = (peer: string) => ((penalisedUntil.get(peer) ?? 0) > now ? 1 : 0);
   return [...weight.keys()].sort((a, b) => penalised(a) - penalised(b) || (weight.get(a)! < weight.get(b)! ? -1 : 1));
 }
@@ -102,7 +105,7 @@ export class MeshCache implements RemoteCache {
   }
 
   private async fetchFrom(peers: readonly string[], cid: string, entry: CacheEntry | undefined, signal: AbortSignal): Promise<{ peer: string }> {
-    const order = rankProviders(peers, cid, this.penalisedUntil, this.now());
+    const order = rankProviders(peers, cid, this.init.self, this.penalisedUntil, this.now());
     let last = '';
     await fetchBlob({
       store: this.init.blobs, cid, signal,

@@ -8,11 +8,12 @@ import { once } from 'node:events';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { generateKeyPair, privateKeyToProtobuf } from '@libp2p/crypto/keys';
+import type { PrivateKey } from '@libp2p/interface';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import { hashFile } from '../../node/cache/cid.js';
-import { rankProviders } from '../../node/cache/remote.js';
 import { IDENTITY_FILE } from '../../node/identity.js';
 import { SlapmeshNode, type NodeOptions } from '../../node/node.js';
+import { keyRankedFirst } from '../../simulations/adversary-peer.js';
 import { removeTree, writeTree } from '../helpers/files.js';
 
 const HELLO = fileURLToPath(new URL('../../../examples/hello', import.meta.url));
@@ -42,6 +43,14 @@ describe('node: the build cache over a mesh', function () {
     await node.start();
     nodes.push(node);
     return node;
+  }
+
+  /** A data directory for a node whose identity is `key`. */
+  function dataDirWithKey(key: PrivateKey): string {
+    const dataDir = writeTree({});
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    writeFileSync(join(dataDir, IDENTITY_FILE), privateKeyToProtobuf(key), { mode: 0o600 });
+    return dataDir;
   }
 
   /** Resolves once `node` has an advert from `peer` listing `cid`. */
@@ -104,19 +113,11 @@ describe('node: the build cache over a mesh', function () {
   it('detects a provider serving corrupted bytes, penalises it and completes from an honest one', async () => {
     const [artifact] = artifactOf(a);
     assert.ok(artifact);
-    // The bad node's key is chosen so that it is the first provider tried for this artifact.
+    // The bad node's key is chosen so that it is the first provider the fetcher, E, tries for this artifact.
     const others = nodes.map((node) => node.peerId);
-    let dataDir: string;
-    for (;;) {
-      const key = await generateKeyPair('Ed25519');
-      const id = peerIdFromPrivateKey(key).toString();
-      if (rankProviders([...others, id], artifact, new Map(), 0)[0] !== id) continue;
-      dataDir = writeTree({});
-      mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-      writeFileSync(join(dataDir, IDENTITY_FILE), privateKeyToProtobuf(key), { mode: 0o600 });
-      break;
-    }
-    const bad = await start({ dataDir, trust: [a.peerId] });
+    const fetcherKey = await generateKeyPair('Ed25519');
+    const badKey = await keyRankedFirst(others, artifact, [peerIdFromPrivateKey(fetcherKey).toString()]);
+    const bad = await start({ dataDir: dataDirWithKey(badKey), trust: [a.peerId] });
     await seesRelease(bad, a.peerId, releaseCid);
     assert.equal((await bad.supply(releaseCid)).source, 'peer');
     // It now serves a copy whose first chunk is damaged.
@@ -126,7 +127,7 @@ describe('node: the build cache over a mesh', function () {
     writeSync(fd, Buffer.from('corrupted'), 0, 9, 100);
     closeSync(fd);
 
-    const e = await start({ trust: [a.peerId] });
+    const e = await start({ dataDir: dataDirWithKey(fetcherKey), trust: [a.peerId] });
     await seesRelease(e, bad.peerId, releaseCid);
     const supplied = await e.supply(releaseCid);
     assert.equal(supplied.source, 'peer');

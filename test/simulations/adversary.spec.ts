@@ -134,10 +134,11 @@ describe('simulations: the adversary scenario', function () {
     assert.deepEqual(sentIn(log, clock).map(({ to, cid, offset }) => [to, cid, offset]), [[BUILDER, ARTIFACT, 0]]);
   });
 
-  it('draws a key that fetchers rank first among the providers of a CID', async () => {
+  it('draws a key that the given fetchers rank first among the providers of a CID', async () => {
     const peers = await Promise.all(Array.from({ length: 5 }, async () => peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString()));
-    const key = await keyRankedFirst(peers, ARTIFACT);
+    const fetchers = peers.slice(0, 2);
+    const key = await keyRankedFirst(peers, ARTIFACT, fetchers);
     const id = peerIdFromPrivateKey(key).toString();
-    assert.equal(rankProviders([...peers.slice(2), id, ...peers.slice(0, 2)], ARTIFACT, new Map(), 0)[0], id);
+    for (const fetcher of fetchers) assert.equal(rankProviders([...peers.slice(2), id, ...peers.slice(0, 2)], ARTIFACT, fetcher, new Map(), 0)[0], id);
   });
 });
