@@ -157,8 +157,8 @@ async function recordRun(mesh: InProcessNodes, options: SimulationOptions): Prom
   progress(`adversary: ${baseline.length} nodes supplied the release without the adversary`);
 
   // The adversary: first in the order the first attacked node tries the artifact's providers, whoever else holds it.
-  const target = attacked.slice(0, 1).map((node) => node.node.peerId);
-  const adversary = await AdversaryPeer.start(mesh, 'adversary', await keyRankedFirst([run.builder, ...honest.map((n) => n.node.peerId)], artifact ?? release, target),
+  const targets = attacked.slice(0, 1).map((node) => node.node.peerId);
+  const adversary = await AdversaryPeer.start(mesh, 'adversary', await keyRankedFirst([run.builder, ...honest.map((n) => n.node.peerId)], artifact ?? release, targets),
     { keep: (line) => keep(line) || isSending(line), verbose: true, bootstrap, trust: [run.builder] });
   run.adversary = adversary.peerId;
   await seesRelease(adversary.local.node, run.builder, release, signal);
