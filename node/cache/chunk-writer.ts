@@ -112,7 +112,6 @@ export class ChunkWriterThread {
   private start(): Worker {
     if (this.worker) return this.worker;
     const worker = new Worker(new URL('./chunk-writer-worker.js', import.meta.url));
-    worker.unref(); // an idle thread does not keep the process alive
     worker.on('message', (reply: WriterReply) => {
       if (reply.slot !== undefined) this.freeSlot(reply.slot, reply.memory);
       const call = this.calls.get(reply.id);
@@ -128,6 +127,8 @@ export class ChunkWriterThread {
     };
     worker.on('error', fail);
     worker.on('exit', (code) => fail(new Error(`exit status ${code}`)));
+    // An idle thread does not keep the process alive. After the listeners: adding a 'message' one refs it.
+    worker.unref();
     this.worker = worker;
     return worker;
   }
