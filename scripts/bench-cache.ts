@@ -6,7 +6,7 @@
 //           blob store), and two ways in between (WAYS); target (b)/(a) ≥ 0.8.
 //   supply — (1) supplying a realistic release (SQLite from Debian's sources) on node B from node A's
 //           artifact, against A building it from source (scripts/bench-supply.ts); target ≥ 20× faster.
-// Options: --part NAME (repeatable), --size-mib N (256), --runs N (3, after one warm-up round), --json (one
+// Options: --part NAME (repeatable), --size-mib N (256), --runs N (5, after one warm-up round), --json (one
 // JSON object per part on stdout), --cpu-prof-dir DIR (CPU profiles of both child processes).
 // Figures are the median of the runs; each round times every way back to back; every run is printed too.
 import { generateKeyPair } from '@libp2p/crypto/keys';
@@ -304,7 +304,7 @@ const { values } = parseArgs({
     address: { type: 'string' },
     part: { type: 'string', multiple: true },
     'size-mib': { type: 'string', default: '256' },
-    runs: { type: 'string', default: '3' },
+    runs: { type: 'string', default: '5' },
     json: { type: 'boolean', default: false },
     'cpu-prof-dir': { type: 'string' },
   },
