@@ -68,8 +68,11 @@ interface FetchPartResult {
   part: 'fetch';
   sizeMiB: number;
   runs: number;
-  /** MiB/s of each way, and the CPU both processes used meanwhile (in cores, median; NaN without /proc). */
-  ways: Record<Way, Series & { cores: number }>;
+  /**
+   * MiB/s of each way, and the CPU both processes used meanwhile (medians; NaN without /proc): in cores, and
+   * in CPU-seconds for the whole artifact (what the way costs, whether or not the cores were all busy).
+   */
+  ways: Record<Way, Series & { cores: number; cpuSeconds: number }>;
   /** fetchBlob's median over the bare stream's median (target ≥ 0.8). */
   ratio: number;
   /** The share of the machine's CPU time the hypervisor took meanwhile (scripts/machine.ts). */
@@ -114,16 +117,19 @@ async function fetchPart(options: Options): Promise<FetchPartResult> {
     const ticksBefore = machineTicks();
     const speeds = Object.fromEntries(WAYS.map((way) => [way, [] as number[]])) as Record<Way, number[]>;
     const cores = Object.fromEntries(WAYS.map((way) => [way, [] as number[]])) as Record<Way, number[]>;
+    const cpu = Object.fromEntries(WAYS.map((way) => [way, [] as number[]])) as Record<Way, number[]>;
     for (let run = -1; run < options.runs; run++) { // run -1 warms everything up
       for (const way of WAYS) {
         const before = cpuSeconds(provider) + cpuSeconds(fetcher);
         const { seconds } = await fetcher.ask({ way, artifact }) as { seconds: number };
         if (run < 0) continue;
         speeds[way].push(options.sizeMiB / seconds);
-        cores[way].push((cpuSeconds(provider) + cpuSeconds(fetcher) - before) / seconds);
+        const used = cpuSeconds(provider) + cpuSeconds(fetcher) - before;
+        cores[way].push(used / seconds);
+        cpu[way].push(used);
       }
     }
-    const ways = Object.fromEntries(WAYS.map((way) => [way, { ...series(speeds[way]), cores: series(cores[way]).median }])) as FetchPartResult['ways'];
+    const ways = Object.fromEntries(WAYS.map((way) => [way, { ...series(speeds[way]), cores: series(cores[way]).median, cpuSeconds: series(cpu[way]).median }])) as FetchPartResult['ways'];
     const steal = stealShare(ticksBefore, machineTicks());
     return { part: 'fetch', sizeMiB: options.sizeMiB, runs: options.runs, ways, ratio: ways.fetchBlob.median / ways.bare.median, steal };
   } finally {
@@ -137,8 +143,8 @@ function printFetchPart(result: FetchPartResult): void {
   };
   console.log(`fetch: ${result.sizeMiB} MiB from a provider process to a fetcher process, median of ${result.runs} runs (after a warm-up)`);
   for (const way of WAYS) {
-    const { median, mibPerSecond, cores } = result.ways[way];
-    console.log(`  ${labels[way].padEnd(32)} ${median.toFixed(0).padStart(5)} MiB/s  (runs: ${mibPerSecond.map((v) => v.toFixed(0)).join(', ')}; ${cores.toFixed(2)} of ${availableParallelism()} cores busy)`);
+    const { median, mibPerSecond, cores, cpuSeconds } = result.ways[way];
+    console.log(`  ${labels[way].padEnd(32)} ${median.toFixed(0).padStart(5)} MiB/s  (runs: ${mibPerSecond.map((v) => v.toFixed(0)).join(', ')}; ${cores.toFixed(2)} of ${availableParallelism()} cores busy, ${cpuSeconds.toFixed(2)} CPU-s)`);
   }
   console.log(`  (b)/(a) = ${result.ratio.toFixed(2)} (target >= 0.8)`);
   console.log(`  stolen by the hypervisor meanwhile: ${(100 * result.steal).toFixed(0)}% of the machine's CPU time`);
