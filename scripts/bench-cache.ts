@@ -143,8 +143,8 @@ function printFetchPart(result: FetchPartResult): void {
   };
   console.log(`fetch: ${result.sizeMiB} MiB from a provider process to a fetcher process, median of ${result.runs} runs (after a warm-up)`);
   for (const way of WAYS) {
-    const { median, mibPerSecond, cores, cpuSeconds } = result.ways[way];
-    console.log(`  ${labels[way].padEnd(32)} ${median.toFixed(0).padStart(5)} MiB/s  (runs: ${mibPerSecond.map((v) => v.toFixed(0)).join(', ')}; ${cores.toFixed(2)} of ${availableParallelism()} cores busy, ${cpuSeconds.toFixed(2)} CPU-s)`);
+    const { median, mibPerSecond, cores, cpuSeconds: used } = result.ways[way];
+    console.log(`  ${labels[way].padEnd(32)} ${median.toFixed(0).padStart(5)} MiB/s  (runs: ${mibPerSecond.map((v) => v.toFixed(0)).join(', ')}; ${cores.toFixed(2)} of ${availableParallelism()} cores busy, ${used.toFixed(2)} CPU-s)`);
   }
   console.log(`  (b)/(a) = ${result.ratio.toFixed(2)} (target >= 0.8)`);
   console.log(`  stolen by the hypervisor meanwhile: ${(100 * result.steal).toFixed(0)}% of the machine's CPU time`);
