@@ -5,7 +5,6 @@ import { peerIdFromString } from '@libp2p/peer-id';
 import { join } from 'node:path';
 import type { Multiaddr } from '@multiformats/multiaddr';
 import { AdvertService, DEFAULT_ADVERT_INTERVAL_MS } from './adverts.js';
-import type { InstallEvent } from '../engine/install/installer.js';
 import type { BlobInfo } from './cache/blob-store.js';
 import type { Advert } from './advert.js';
 import { ControlServer, type ControlHandler } from './control.js';
@@ -19,7 +18,7 @@ import { PeerTable, type KnownPeer } from './peer-table.js';
 import { NodeStore } from './store.js';
 import { BlobStore } from './cache/blob-store.js';
 import { MeshCache } from './cache/remote.js';
-import { Releases, SupplyError, type SupplyResult } from './releases.js';
+import { Releases, SupplyError, type SupplyEvent, type SupplyResult } from './releases.js';
 import { Instances } from './instances.js';
 import { platform } from './hardware.js';
 import { infoProtocol, type InfoProtocol } from '../protocols/info/index.js';
@@ -288,7 +287,7 @@ export class SlapmeshNode {
   }
 
   /** Supplies a release (design.md §6): a profile path, or a bundle's CID. */
-  async supply(release: string, onEvent?: (event: InstallEvent) => void): Promise<SupplyResult> {
+  async supply(release: string, onEvent?: (event: SupplyEvent) => void): Promise<SupplyResult> {
     if (!this.releases) throw new Error('the node is not started');
     const result = await this.releases.supply(release, { signal: this.stopping.signal, ...(onEvent ? { onEvent } : {}) });
     await this.collectGarbage();

@@ -12,6 +12,7 @@ import type { BlobStore } from './cache/blob-store.js';
 import { bundleRelease, unbundle } from './cache/bundle.js';
 import { parseBlobCid } from './cache/cid.js';
 import { formatKey } from './cache/entry.js';
+import type { FetchProgress } from './cache/fetch.js';
 import { Artifacts, type RemoteCache } from './cache/artifacts.js';
 import { PartCache } from './cache/part-cache.js';
 import { paddedPrefix } from './cache/relocate.js';
@@ -32,6 +33,28 @@ export interface SupplyResult {
   seconds: number;
   path: string;
 }
+
+/**
+ * A download during a supply: the release's bundle (supplied by CID) or its artifact, `bytes` of `size` held,
+ * coming from `peer`. Sent when a provider starts, then at most every FETCH_EVENT_INTERVAL_MS, and at the end.
+ */
+export interface FetchEvent {
+  type: 'fetch';
+  what: 'bundle' | 'artifact';
+  cid: string;
+  bytes: number;
+  size: number;
+  peer: string;
+}
+
+/** What a supply tells as it goes: the build's steps, and its downloads. */
+export type SupplyEvent = InstallEvent | FetchEvent;
+
+/**
+ * Download events come at most this often: a terminal redrawn faster shows nothing more, and each event is a
+ * line on the control socket.
+ */
+export const FETCH_EVENT_INTERVAL_MS = 200;
 
 export interface ReleasesInit {
   dataDir: string;
@@ -79,14 +102,14 @@ export class Releases {
   }
 
   /** RELEASE is a profile path (or a folder with software.cfg), its URL, or the CID of a bundle. */
-  async supply(release: string, options: { signal?: AbortSignal; onEvent?: (event: InstallEvent) => void } = {}): Promise<SupplyResult> {
+  async supply(release: string, options: { signal?: AbortSignal; onEvent?: (event: SupplyEvent) => void } = {}): Promise<SupplyResult> {
     const started = performance.now();
     // A release by CID that is here already: answered at once — each deployment asks, and in a burst every
     // await of the checks below is a turn of a crowded event loop.
     const here = this.availableHere(release);
     if (here) return here;
     const signal = options.signal ?? new AbortController().signal;
-    const { cid, name, bundle } = await this.bundleOf(release, signal);
+    const { cid, name, bundle } = await this.bundleOf(release, signal, options.onEvent);
     const supplied = await this.supplying.run(cid, signal, (shared) => this.make(cid, name, bundle, shared, options.onEvent));
     return { ...supplied, seconds: (performance.now() - started) / 1000 };
   }
@@ -98,7 +121,7 @@ export class Releases {
     return { cid, name };
   }
 
-  private async bundleOf(release: string, signal: AbortSignal): Promise<{ cid: string; name: string; bundle: string }> {
+  private async bundleOf(release: string, signal: AbortSignal, onEvent?: (event: SupplyEvent) => void): Promise<{ cid: string; name: string; bundle: string }> {
     let cid: string | undefined;
     try {
       cid = parseBlobCid(release);
@@ -109,7 +132,7 @@ export class Releases {
     if (cid) {
       if (!(await blobs.has(cid))) {
         if (!this.init.remote) throw new SupplyError(`release ${cid} is not in this node's cache, and no peer can be asked`);
-        await this.init.remote.fetch(cid, undefined, signal);
+        await this.init.remote.fetch(cid, undefined, signal, fetchEvents(onEvent, 'bundle', cid));
       }
       const name = this.init.store.getRelease(cid)?.name ?? this.init.nameOf?.(cid) ?? cid.slice(-8);
       return { cid, name, bundle: (await blobs.path(cid))! };
@@ -139,7 +162,7 @@ export class Releases {
     return { cid, name: known.name, source: 'local', path: known.path, seconds: 0 };
   }
 
-  private async make(cid: string, name: string, bundle: string, signal: AbortSignal, onEvent?: (event: InstallEvent) => void): Promise<SupplyResult> {
+  private async make(cid: string, name: string, bundle: string, signal: AbortSignal, onEvent?: (event: SupplyEvent) => void): Promise<SupplyResult> {
     const { store, log } = this.init;
     const now = this.init.now ?? Date.now;
     const root = this.softwareRoot(cid);
@@ -151,7 +174,7 @@ export class Releases {
       for (const entry of await this.artifacts.trusted(key, signal)) {
         try {
           await rm(root, { recursive: true, force: true });
-          const peer = await this.artifacts.install(entry, root, root, signal);
+          const peer = await this.artifacts.install(entry, root, root, signal, fetchEvents(onEvent, 'artifact', entry.cid));
           // Our own artifact (the software root was lost) counts as built here.
           const source = entry.builder === this.init.peerId ? 'built' : 'peer';
           store.upsertRelease({ cid, name, state: 'available', path: root, source, ...(peer ? { peer } : {}), updatedAt: now() });
@@ -206,6 +229,20 @@ export class Releases {
     this.init.onAvailable?.(cids[0]!);
     this.artifacts.announce(cids, keys);
   }
+}
+
+/** A download's progress as supply events: each provider's first report, then at most one per interval, and the last. */
+function fetchEvents(onEvent: ((event: SupplyEvent) => void) | undefined, what: FetchEvent['what'], cid: string): ((progress: FetchProgress) => void) | undefined {
+  if (!onEvent) return undefined;
+  let sentAt = -Infinity;
+  let from: string | undefined;
+  return ({ bytes, size, peer }) => {
+    const now = performance.now();
+    if (bytes < size && peer === from && now - sentAt < FETCH_EVENT_INTERVAL_MS) return;
+    sentAt = now;
+    from = peer;
+    onEvent({ type: 'fetch', what, cid, bytes, size, peer });
+  };
 }
 
 function logLine(event: InstallEvent): string {

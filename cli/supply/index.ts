@@ -4,7 +4,8 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { callControl } from '../../node/control.js';
-import type { SupplyResult } from '../../node/releases.js';
+import type { FetchEvent, SupplyResult } from '../../node/releases.js';
+import { formatSize } from '../cache/index.js';
 import { EXIT_OK, type CliIo } from '../io.js';
 import type { CommandContext } from '../main.js';
 import { dataDirOf } from '../node/index.js';
@@ -13,7 +14,12 @@ import { dataDirOf } from '../node/index.js';
 export const SUPPLY_IDLE_TIMEOUT_MS = 30 * 60_000;
 
 type SupplyAnswer = Omit<SupplyResult, 'path'>;
-type ProgressEvent = { type: string; part: string; line?: string; seconds?: number; error?: string };
+/** A build step (an engine event, its error as a message) or a download (node/releases.ts FetchEvent). */
+type ProgressEvent =
+  | { type: 'install' | 'update' | 'uninstall' | 'log'; part: string }
+  | { type: 'done'; part: string; seconds: number }
+  | { type: 'failed'; part: string; error: string }
+  | FetchEvent;
 
 export function registerSupply(program: Command, { io, setExit }: CommandContext): void {
   program.command('supply')
@@ -23,10 +29,16 @@ export function registerSupply(program: Command, { io, setExit }: CommandContext
     .action(async (release: string, flags: { json?: boolean }, command: Command) => {
       // The node runs elsewhere: a path is sent absolute.
       const local = resolve(io.cwd, release);
-      const result = (await callControl(dataDirOf(command, io), 'supply', { release: existsSync(local) ? local : release }, {
-        idleTimeoutMs: SUPPLY_IDLE_TIMEOUT_MS,
-        onEvent: (event) => io.isTTY && !flags.json && showProgress(io, event as ProgressEvent),
-      })) as SupplyAnswer;
+      const progress = io.isTTY && !flags.json ? new SupplyProgress(io) : undefined;
+      let result: SupplyAnswer;
+      try {
+        result = (await callControl(dataDirOf(command, io), 'supply', { release: existsSync(local) ? local : release }, {
+          idleTimeoutMs: SUPPLY_IDLE_TIMEOUT_MS,
+          onEvent: (event) => progress?.show(event as ProgressEvent),
+        })) as SupplyAnswer;
+      } finally {
+        progress?.clear();
+      }
       if (flags.json) io.stdout(`${JSON.stringify(result)}\n`);
       else {
         const how = result.source === 'peer' ? `fetched from ${result.peer}` : result.source === 'built' ? 'built here' : 'already here';
@@ -36,12 +48,49 @@ export function registerSupply(program: Command, { io, setExit }: CommandContext
     });
 }
 
-/** Build steps on stderr, as the engine reports them. */
-function showProgress(io: CliIo, event: ProgressEvent): void {
-  switch (event.type) {
-    case 'install': case 'update': io.stderr(`${event.type} ${event.part}\n`); break;
-    case 'done': io.stderr(`${event.part}: done in ${(event.seconds ?? 0).toFixed(1)} s\n`); break;
-    case 'failed': io.stderr(`${event.part}: failed: ${event.error}\n`); break;
-    default: break;
+/** On a terminal, on stderr: build steps as the engine reports them, and a line redrawn as a download goes. */
+export class SupplyProgress {
+  /** Whether a download's line is on screen, not yet ended. */
+  private status = false;
+  private download: { cid: string; peer: string; bytes: number; at: number } | undefined;
+
+  constructor(private readonly io: CliIo, private readonly now = () => performance.now()) {}
+
+  show(event: ProgressEvent): void {
+    switch (event.type) {
+      case 'install': case 'update': this.line(`${event.type} ${event.part}`); break;
+      case 'done': this.line(`${event.part}: done in ${event.seconds.toFixed(1)} s`); break;
+      case 'failed': this.line(`${event.part}: failed: ${event.error}`); break;
+      case 'fetch': this.fetched(event); break;
+      default: break;
+    }
+  }
+
+  clear(): void {
+    if (this.status) this.io.stderr('\r\x1b[K');
+    this.status = false;
+  }
+
+  private fetched(event: FetchEvent): void {
+    const { cid, peer, bytes, size } = event;
+    const now = this.now();
+    // The speed counts from the first report of this provider (a resumed download starts past 0).
+    if (this.download?.cid !== cid || this.download.peer !== peer) this.download = { cid, peer, bytes, at: now };
+    const seconds = (now - this.download.at) / 1000;
+    const speed = seconds > 0 ? `, ${formatSize(Math.round((bytes - this.download.bytes) / seconds))}/s` : '';
+    const percent = size > 0 ? Math.floor((100 * bytes) / size) : 100;
+    const text = `${bytes === size ? 'fetched' : 'fetching'} the ${event.what} from ${peer}: ${formatSize(bytes)} of ${formatSize(size)} (${percent}%${speed})`;
+    this.io.stderr(`\r\x1b[K${text}`);
+    this.status = true;
+    if (bytes === size) {
+      this.io.stderr('\n');
+      this.status = false;
+      this.download = undefined;
+    }
+  }
+
+  private line(text: string): void {
+    this.clear();
+    this.io.stderr(`${text}\n`);
   }
 }

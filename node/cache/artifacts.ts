@@ -9,13 +9,17 @@ import type { NodeStore } from '../store.js';
 import { extractArtifact, packArtifact } from './artifact.js';
 import type { BlobStore } from './blob-store.js';
 import { signEntry, verifyEntry, type CacheEntry } from './entry.js';
+import type { FetchProgress } from './fetch.js';
 
 /** What this node knows how to ask the mesh for (node/cache/remote.ts's MeshCache over the DHT and the cache protocol). */
 export interface RemoteCache {
   /** Signed entries for a key, as peers gave them (unverified), with the peer each came from. */
   findEntries(key: string, signal: AbortSignal): Promise<{ wire: Uint8Array; from: string }[]>;
-  /** Fetches a blob into the local store; with an entry, each chunk is verified as it arrives. */
-  fetch(cid: string, entry: CacheEntry | undefined, signal: AbortSignal): Promise<{ peer: string }>;
+  /**
+   * Fetches a blob into the local store; with an entry, each chunk is verified as it arrives. `onProgress`
+   * hears how the download stands (also when it joins one already running).
+   */
+  fetch(cid: string, entry: CacheEntry | undefined, signal: AbortSignal, onProgress?: (progress: FetchProgress) => void): Promise<{ peer: string }>;
   /** Tells the mesh this node serves these blobs and keys. */
   provide(cids: readonly string[], keys: readonly string[]): Promise<void>;
 }
@@ -78,16 +82,17 @@ export class Artifacts {
 
   /**
    * Extracts an entry's artifact into `destination` (which must not exist), relocated to `toPrefix`; its blob
-   * is fetched first if need be. Returns the peer it came from (none when it was here).
+   * is fetched first if need be (`onProgress` hears how that stands). Returns the peer it came from (none
+   * when it was here).
    */
-  async install(entry: CacheEntry, destination: string, toPrefix: string, signal: AbortSignal): Promise<string | undefined> {
+  async install(entry: CacheEntry, destination: string, toPrefix: string, signal: AbortSignal, onProgress?: (progress: FetchProgress) => void): Promise<string | undefined> {
     // Before fetching: an artifact that cannot be moved here is not worth its bytes.
     if (!entry.relocatable && entry.prefix !== toPrefix) throw new ArtifactUnusableError(`it was built under ${entry.prefix} and cannot be moved`);
     const { blobs, remote } = this.init;
     let peer: string | undefined;
     if (!(await blobs.has(entry.cid))) {
       if (!remote) throw new ArtifactUnusableError(`artifact ${entry.cid} is not in this node's cache`);
-      peer = (await remote.fetch(entry.cid, entry, signal)).peer;
+      peer = (await remote.fetch(entry.cid, entry, signal, onProgress)).peer;
     }
     await extractArtifact((await blobs.path(entry.cid))!, destination, { fromPrefix: entry.prefix, toPrefix });
     return peer;

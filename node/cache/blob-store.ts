@@ -329,10 +329,11 @@ export class PartialBlob {
    * Appends a byte stream, cut into chunks on chunk boundaries; with chunk hashes (and `verify`, the default)
    * each chunk is kept only if it matches its hash (else ChunkMismatchError, from that chunk on). Each
    * piece is copied at once into the writer thread's memory (so the source's buffers die young); up to
-   * `inFlight` chunks are hashed and written while the next arrive. Settles once every chunk in flight has:
-   * `offset` is then where the file ends. One append at a time.
+   * `inFlight` chunks are hashed and written while the next arrive; `onAppended` is told where the file ends
+   * after each. Settles once every chunk in flight has: `offset` is then where the file ends. One append at a
+   * time.
    */
-  async appendStream(source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, options: { verify?: boolean; inFlight?: number } = {}): Promise<void> {
+  async appendStream(source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, options: { verify?: boolean; inFlight?: number; onAppended?: (offset: number) => void } = {}): Promise<void> {
     if (this.closed) throw new Error(`the download of ${this.cid} is closed`);
     if (this.appending) throw new Error(`the download of ${this.cid} is already being appended to`);
     this.appending = true;
@@ -346,7 +347,7 @@ export class PartialBlob {
     try {
       if (verify && at % CHUNK_SIZE !== 0) throw new RangeError(`byte ${at} is not on a chunk boundary`);
       const send = async () => {
-        const appended = this.appendSlot(slot!, filled, at, verify);
+        const appended = this.appendSlot(slot!, filled, at, verify, options.onAppended);
         appended.catch(() => undefined); // awaited in order: the first failure is the one that counts
         appends.push(appended);
         at += filled;
@@ -375,11 +376,12 @@ export class PartialBlob {
   }
 
   /** Hands a filled slot to the writer thread, and keeps `written` (what the file holds) up to date. */
-  private async appendSlot(slot: Slot, length: number, at: number, verify: boolean): Promise<void> {
+  private async appendSlot(slot: Slot, length: number, at: number, verify: boolean, onAppended?: (offset: number) => void): Promise<void> {
     const outcome = await this.init.writer.append(slot, length, at, verify);
     if (outcome === 'written') {
       this.written = at + length;
       this.syncInBackground();
+      onAppended?.(this.written);
     } else if (outcome === 'mismatch') throw new ChunkMismatchError(at / CHUNK_SIZE);
     else if (outcome === 'abandoned') throw new AppendAbandonedError(`${length} bytes at ${at} not appended to ${this.cid}: an earlier append failed`);
     else throw new Error(`cannot append to ${this.init.file}: ${outcome.failed}`);

@@ -20,7 +20,16 @@ export interface FetchBlobOptions {
   onBadProvider?: (peer: PeerId, reason: string) => void;
   /** A provider that sends nothing for this long is left for the next (default: the client's idle timeout). */
   stallTimeoutMs?: number;
+  /** Told where the download stands when a provider starts sending, then after each chunk written. */
+  onProgress?: (progress: FetchProgress) => void;
   signal?: AbortSignal;
+}
+
+/** `bytes` of the blob's `size` are in the partial file (verified, where chunk hashes are known), coming from `peer`. */
+export interface FetchProgress {
+  bytes: number;
+  size: number;
+  peer: string;
 }
 
 export interface ProviderFailure {
@@ -93,10 +102,12 @@ async function receive(peer: PeerId, partial: PartialBlob, options: FetchBlobOpt
   });
   if (options.size !== undefined && size !== options.size) throw new BadProviderError(`it announced ${size} bytes for a blob of ${options.size}`);
   if (chunks && chunks.length !== Math.max(1, Math.ceil(size / CHUNK_SIZE))) throw new BadProviderError(`it announced ${size} bytes for a blob of ${chunks.length} chunks`);
+  const report = options.onProgress && ((bytes: number) => options.onProgress!({ bytes, size, peer: peer.toString() }));
+  report?.(partial.offset);
   try {
     // Hashing and writing happen off the event loop, overlapping what arrives next; once this settles,
     // the partial file ends after the last good chunk, where the next provider resumes.
-    await partial.appendStream(body);
+    await partial.appendStream(body, report ? { onAppended: report } : {});
   } catch (error) {
     if (error instanceof ChunkMismatchError) throw new BadProviderError(error.message);
     throw error;

@@ -16,7 +16,7 @@ import type { RemoteCache } from './artifacts.js';
 import type { BlobStore } from './blob-store.js';
 import { cidOfText } from './cid.js';
 import { parseKey, type CacheEntry } from './entry.js';
-import { fetchBlob } from './fetch.js';
+import { fetchBlob, type FetchProgress } from './fetch.js';
 import { SharedWork } from '../shared-work.js';
 
 /** How long a search for providers in the DHT may take before the peers found so far are used. */
@@ -64,6 +64,8 @@ export class MeshCache implements RemoteCache {
   private readonly penalisedUntil = new Map<string, number>();
   /** Blobs being fetched: a second fetch of one (two deployments of a release at once) waits for the first. */
   private readonly fetching = new SharedWork<string, { peer: string }>();
+  /** The progress listeners of each blob being fetched: every caller of a shared fetch hears it. */
+  private readonly listeners = new Map<string, Set<(progress: FetchProgress) => void>>();
 
   constructor(private readonly init: MeshCacheInit) {}
 
@@ -86,8 +88,18 @@ export class MeshCache implements RemoteCache {
    * Fetches from the providers known, then — if none of them gave it (too busy to answer in time, say) —
    * once more from all the DHT finds: by then more peers may hold it, and the busy ones may have caught up.
    */
-  fetch(cid: string, entry: CacheEntry | undefined, signal: AbortSignal): Promise<{ peer: string }> {
-    return this.fetching.run(cid, signal, (shared) => this.fetchOnce(cid, entry, shared));
+  async fetch(cid: string, entry: CacheEntry | undefined, signal: AbortSignal, onProgress?: (progress: FetchProgress) => void): Promise<{ peer: string }> {
+    const run = () => this.fetching.run(cid, signal, (shared) => this.fetchOnce(cid, entry, shared));
+    if (!onProgress) return run();
+    const listeners = this.listeners.get(cid) ?? new Set();
+    this.listeners.set(cid, listeners);
+    listeners.add(onProgress);
+    try {
+      return await run();
+    } finally {
+      listeners.delete(onProgress);
+      if (listeners.size === 0 && this.listeners.get(cid) === listeners) this.listeners.delete(cid);
+    }
   }
 
   private async fetchOnce(cid: string, entry: CacheEntry | undefined, signal: AbortSignal): Promise<{ peer: string }> {
@@ -113,6 +125,9 @@ export class MeshCache implements RemoteCache {
       providers: order.map((peer) => peerIdFromString(peer)),
       // The peer fetchBlob asked last is the one it completed from.
       client: { get: (peer, blob, options) => ((last = peer.toString()), this.init.cache.get(peer, blob, options)) },
+      onProgress: (progress) => {
+        for (const listener of this.listeners.get(cid) ?? []) listener(progress);
+      },
       onBadProvider: (peer, reason) => {
         this.penalisedUntil.set(peer.toString(), this.now() + PENALTY_MS);
         this.init.log.error(`provider ${peer} sent bad data for ${cid}: ${reason}`);

@@ -13,6 +13,7 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import { hashFile } from '../../node/cache/cid.js';
 import { IDENTITY_FILE } from '../../node/identity.js';
 import { SlapmeshNode, type NodeOptions } from '../../node/node.js';
+import type { FetchEvent, SupplyEvent } from '../../node/releases.js';
 import { keyRankedFirst } from '../../simulations/adversary-peer.js';
 import { removeTree, writeTree } from '../helpers/files.js';
 
@@ -79,8 +80,16 @@ describe('node: the build cache over a mesh', function () {
   it('B, trusting A, supplies the release by CID from A: bundle and artifact fetched, nothing built, and it works', async () => {
     const b = await start({ trust: [a.peerId] });
     await seesRelease(b, a.peerId, releaseCid);
-    const supplied = await b.supply(releaseCid);
+    const events: SupplyEvent[] = [];
+    const supplied = await b.supply(releaseCid, (event) => events.push(event));
     assert.deepEqual({ source: supplied.source, peer: supplied.peer, name: supplied.name }, { source: 'peer', peer: a.peerId, name: 'hello' });
+    // Both downloads were told: from their start to their end, from A.
+    const fetches = events.filter((event): event is FetchEvent => event.type === 'fetch');
+    for (const [what, cid] of [['bundle', releaseCid], ['artifact', artifactOf(a)[0]]] as const) {
+      const seen = fetches.filter((event) => event.what === what);
+      assert.ok(seen.length >= 2 && seen.every((event) => event.cid === cid && event.peer === a.peerId && event.size === seen[0]!.size), `${what}: ${JSON.stringify(seen)}`);
+      assert.deepEqual([seen[0]!.bytes, seen.at(-1)!.bytes], [0, seen[0]!.size]);
+    }
     // No compiler ran: no build log, no build folder.
     assert.equal(existsSync(join(b.options.dataDir, 'software', `${releaseCid}.log`)), false);
     assert.equal(existsSync(join(b.options.dataDir, 'build')), false);

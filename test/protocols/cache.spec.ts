@@ -12,7 +12,7 @@ import { lpStream } from '@libp2p/utils';
 import * as lengthPrefixed from 'it-length-prefixed';
 import { BlobStore } from '../../node/cache/blob-store.js';
 import { CHUNK_SIZE, cidOfBytes, hashFile } from '../../node/cache/cid.js';
-import { fetchBlob } from '../../node/cache/fetch.js';
+import { fetchBlob, type FetchProgress } from '../../node/cache/fetch.js';
 import {
   CACHE_PROTOCOL, MAX_ENTRY_BYTES, MAX_LOOKUP_ENTRIES, cacheProtocol, type CacheProtocol, type GetOptions,
 } from '../../protocols/cache/index.js';
@@ -276,6 +276,17 @@ describe('protocols/cache', function () {
       assert.equal((await hashFile(path)).cid, cid);
       assert.deepEqual(reported, [[bad.peerId.toString(), 'chunk 3 does not match its hash']]);
       assert.deepEqual(gets, [{ peer: bad.peerId.toString(), offset: 0 }, { peer: honest[0]!.peerId.toString(), offset: 3 * CHUNK_SIZE }]);
+    });
+
+    it('tells where the download stands: as each provider starts, then after each chunk written, never past a bad one', async () => {
+      const progress: FetchProgress[] = [];
+      await fetchBlob({ store: fetcher, client: watched, cid, size: blob.byteLength, chunks, providers: [bad.peerId, honest[0]!.peerId], onProgress: (p) => progress.push(p) });
+      const from = (peer: Libp2p) => progress.filter((p) => p.peer === peer.peerId.toString()).map((p) => p.bytes);
+      const chunkEnds = (first: number, last: number) => Array.from({ length: last - first + 1 }, (_, i) => Math.min((first + i) * CHUNK_SIZE, blob.byteLength));
+      assert.deepEqual(from(bad), chunkEnds(0, 3), 'the bad provider: its start, then its three good chunks');
+      assert.deepEqual(from(honest[0]!), chunkEnds(3, Math.ceil(blob.byteLength / CHUNK_SIZE)), 'the next one: from chunk 3 to the end');
+      assert.equal(progress.length, from(bad).length + from(honest[0]!).length);
+      assert.ok(progress.every((p) => p.size === blob.byteLength));
     });
 
     it('without chunk hashes, a blob that does not match its CID is refused and fetched again from the next provider', async () => {
