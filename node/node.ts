@@ -2,6 +2,7 @@
 // sends and receives, and the control socket the CLI uses. Constructing it does no I/O.
 import type { PeerId } from '@libp2p/interface';
 import { peerIdFromString } from '@libp2p/peer-id';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Multiaddr } from '@multiformats/multiaddr';
 import { AdvertService, DEFAULT_ADVERT_INTERVAL_MS } from './adverts.js';
@@ -69,6 +70,19 @@ export interface PeerView {
   hardware: { cpus: number; memory: number; disk: number; arch: string; os: string };
   releases: { cid: string; name: string }[];
   lastSeen: string;
+}
+
+/** A release this node supplied, or is building (`node status`): its state, how it was had, its build's log. */
+export interface ReleaseView {
+  cid: string;
+  name: string;
+  state: 'building' | 'available' | 'error';
+  source?: 'built' | 'peer';
+  peer?: string;
+  error?: string;
+  /** The build's output, when it was built (or is being built) here. */
+  log?: string;
+  updatedAt: string;
 }
 
 /** What `slapmesh cache list --json` prints for each blob. */
@@ -275,7 +289,20 @@ export class SlapmeshNode {
       peers: this.table.list().length, connections: host.getConnections().length,
       trusted: this.requireStore().listTrust().length, private: this.options.private, open: this.options.open,
       uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
+      releases: this.releaseViews(),
     };
+  }
+
+  private releaseViews(): ReleaseView[] {
+    const releases = this.releases;
+    if (!releases) throw new Error('the node is not started');
+    return this.requireStore().listReleases().map(({ cid, name, state, source, peer, error, updatedAt }) => {
+      const log = releases.buildLog(cid);
+      return {
+        cid, name, state, ...(source ? { source } : {}), ...(peer ? { peer } : {}), ...(error ? { error } : {}),
+        ...(existsSync(log) ? { log } : {}), updatedAt: new Date(updatedAt).toISOString(),
+      };
+    });
   }
 
   peers(): PeerView[] {

@@ -101,6 +101,11 @@ export class Releases {
     return join(this.init.dataDir, 'software', cid);
   }
 
+  /** The output of the release's last build here (there is none when it was fetched). */
+  buildLog(cid: string): string {
+    return join(this.init.dataDir, 'software', `${cid}.log`);
+  }
+
   /** RELEASE is a profile path (or a folder with software.cfg), its URL, or the CID of a bundle. */
   async supply(release: string, options: { signal?: AbortSignal; onEvent?: (event: SupplyEvent) => void } = {}): Promise<SupplyResult> {
     const started = performance.now();
@@ -204,7 +209,7 @@ export class Releases {
     const prefix = paddedPrefix(work);
     await rm(work, { recursive: true, force: true });
     await mkdir(join(dataDir, 'software'), { recursive: true });
-    const buildLog = createWriteStream(join(dataDir, 'software', `${cid}.log`));
+    const buildLog = createWriteStream(this.buildLog(cid));
     try {
       const profile = await unbundle(bundle, prefix);
       await install({

@@ -2,7 +2,7 @@
 import { Command } from 'commander';
 import { callControl } from '../../node/control.js';
 import { defaultDataDir } from '../../node/data-dir.js';
-import { SlapmeshNode, type NodeOptions } from '../../node/node.js';
+import { SlapmeshNode, type NodeOptions, type ReleaseView } from '../../node/node.js';
 import { CliError, EXIT_OK, type CliIo } from '../io.js';
 import { parseSize } from '../cache/index.js';
 import type { CommandContext } from '../main.js';
@@ -91,15 +91,31 @@ export function registerNode(program: Command, context: CommandContext): void {
   addStartOptions(node.command('start').description('run a node in the foreground until Ctrl-C; prints its PeerId and addresses'))
     .action(async (flags: StartFlags, command: Command) => runNode(command, flags, context));
   node.command('status')
-    .description('the running node: PeerId, addresses, peers, connections')
+    .description('the running node: PeerId, addresses, peers, connections, and its releases')
     .option('--json', 'one JSON object')
     .action(async (flags: { json?: boolean }, command: Command) => {
-      const status = (await callControl(dataDirOf(command, context.io), 'status')) as Record<string, unknown>;
-      context.io.stdout(flags.json ? `${JSON.stringify(status)}\n` : Object.entries(status).map(([k, v]) => `${k}: ${Array.isArray(v) ? v.join(' ') : String(v)}`).join('\n') + '\n');
+      const status = (await callControl(dataDirOf(command, context.io), 'status')) as NodeStatus;
+      context.io.stdout(flags.json ? `${JSON.stringify(status)}\n` : statusText(status));
       context.setExit(EXIT_OK);
     });
   addStartOptions(program.command('join').description('run a node that joins the mesh through MULTIADDR (node start with that bootstrap peer)').argument('<multiaddr>'))
     .action(async (address: string, flags: StartFlags, command: Command) => runNode(command, flags, context, [address]));
+}
+
+type NodeStatus = Record<string, unknown> & { releases: ReleaseView[] };
+
+/** `key: value` lines, then a line per release: name, CID, state, and where to look when it failed. */
+export function statusText({ releases, ...rest }: NodeStatus): string {
+  const lines = Object.entries(rest).map(([key, value]) => `${key}: ${Array.isArray(value) ? value.join(' ') : String(value)}`);
+  lines.push(`releases: ${releases.length}`);
+  for (const release of releases) {
+    const how = release.state === 'available' ? (release.source === 'peer' ? ` (from ${release.peer})` : ' (built here)') : '';
+    const log = release.state !== 'available' && release.log ? ` (log: ${release.log})` : '';
+    // An error's first line (the rest, a build's last output, is in its log).
+    const error = release.error ? `: ${release.error.split('\n')[0]}` : '';
+    lines.push(`  ${release.name} ${release.cid} ${release.state}${how}${error}${log}`);
+  }
+  return `${lines.join('\n')}\n`;
 }
 
 /** `--ports A-B`: the local TCP ports partitions take theirs from. */

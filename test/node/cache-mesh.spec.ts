@@ -12,7 +12,7 @@ import type { PrivateKey } from '@libp2p/interface';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import { hashFile } from '../../node/cache/cid.js';
 import { IDENTITY_FILE } from '../../node/identity.js';
-import { SlapmeshNode, type NodeOptions } from '../../node/node.js';
+import { SlapmeshNode, type NodeOptions, type ReleaseView } from '../../node/node.js';
 import type { FetchEvent, SupplyEvent } from '../../node/releases.js';
 import { keyRankedFirst } from '../../simulations/adversary-peer.js';
 import { removeTree, writeTree } from '../helpers/files.js';
@@ -99,6 +99,23 @@ describe('node: the build cache over a mesh', function () {
     assert.deepEqual(artifactOf(b), artifactOf(a));
     // B now lists it too, and a second supply is local.
     assert.equal((await b.supply(releaseCid)).source, 'local');
+  });
+
+  it('node status lists the releases: built here with its log, from a peer, and failed with the error and its log', async () => {
+    const b = await start({ trust: [a.peerId] });
+    await seesRelease(b, a.peerId, releaseCid);
+    const fetched = await b.supply(releaseCid);
+    const broken = join(writeTree({ 'software.cfg': '[buildout]\nparts = fail\n\n[fail]\nrecipe = plone.recipe.command\ncommand = echo about to fail && exit 3\nstop-on-error = true\n' }));
+    dirs.push(broken);
+    await assert.rejects(a.supply(join(broken, 'software.cfg')));
+    const releasesOf = (node: SlapmeshNode) => (node.status() as { releases: ReleaseView[] }).releases;
+
+    const [built, failed] = [releasesOf(a).find((r) => r.cid === releaseCid)!, releasesOf(a).find((r) => r.state === 'error')!];
+    assert.deepEqual({ ...built, updatedAt: undefined }, { cid: releaseCid, name: 'hello', state: 'available', source: 'built', log: join(a.options.dataDir, 'software', `${releaseCid}.log`), updatedAt: undefined });
+    assert.match(failed.error!, /fail/);
+    assert.match(readFileSync(failed.log!, 'utf8'), /about to fail/);
+    assert.deepEqual(releasesOf(b).map(({ cid, state, source, peer, log }) => ({ cid, state, source, peer, log })), [{ cid: releaseCid, state: 'available', source: 'peer', peer: fetched.peer, log: undefined }]);
+    assert.ok(!Number.isNaN(Date.parse(releasesOf(b)[0]!.updatedAt)));
   });
 
   it('C, not trusting A, ignores its entry and builds the release itself', async () => {
