@@ -81,8 +81,8 @@ export class SupplyError extends Error {
 }
 
 export class Releases {
-  /** Releases being supplied: a second supply of one waits for the first (both deployments get it). */
-  private readonly supplying = new SharedWork<string, SupplyResult>();
+  /** Releases being supplied: a second supply of one waits for the first; both get it, and both hear how it goes. */
+  private readonly supplying = new SharedWork<string, SupplyResult, SupplyEvent>();
   private readonly artifacts: Artifacts;
   /** Shared parts of the releases this node builds, through the same trusted entries. */
   private readonly parts: PartCache;
@@ -115,7 +115,7 @@ export class Releases {
     if (here) return here;
     const signal = options.signal ?? new AbortController().signal;
     const { cid, name, bundle } = await this.bundleOf(release, signal, options.onEvent);
-    const supplied = await this.supplying.run(cid, signal, (shared) => this.make(cid, name, bundle, shared, options.onEvent));
+    const supplied = await this.supplying.run(cid, signal, (shared, emit) => this.make(cid, name, bundle, shared, emit), options.onEvent);
     return { ...supplied, seconds: (performance.now() - started) / 1000 };
   }
 
@@ -167,7 +167,7 @@ export class Releases {
     return { cid, name: known.name, source: 'local', path: known.path, seconds: 0 };
   }
 
-  private async make(cid: string, name: string, bundle: string, signal: AbortSignal, onEvent?: (event: SupplyEvent) => void): Promise<SupplyResult> {
+  private async make(cid: string, name: string, bundle: string, signal: AbortSignal, onEvent: (event: SupplyEvent) => void): Promise<SupplyResult> {
     const { store, log } = this.init;
     const now = this.init.now ?? Date.now;
     const root = this.softwareRoot(cid);
@@ -203,7 +203,7 @@ export class Releases {
   }
 
   /** Builds the release under a padded prefix, publishes its artifact, and installs that; returns its CID. */
-  private async build(cid: string, key: string, bundle: string, root: string, signal: AbortSignal, onEvent?: (event: InstallEvent) => void): Promise<string> {
+  private async build(cid: string, key: string, bundle: string, root: string, signal: AbortSignal, onEvent: (event: InstallEvent) => void): Promise<string> {
     const { dataDir } = this.init;
     const work = join(dataDir, 'build', cid);
     const prefix = paddedPrefix(work);
@@ -216,7 +216,7 @@ export class Releases {
         configFile: profile, cwd: prefix, jobs: this.init.jobs ?? 1, signal, artifactCache: this.parts,
         onEvent: (event) => {
           buildLog.write(`${logLine(event)}\n`);
-          onEvent?.(event);
+          onEvent(event);
         },
       });
       const entry = await this.artifacts.publish(key, prefix, prefix);

@@ -62,10 +62,11 @@ export function rankProviders(peers: readonly string[], cid: string, fetcher: st
 
 export class MeshCache implements RemoteCache {
   private readonly penalisedUntil = new Map<string, number>();
-  /** Blobs being fetched: a second fetch of one (two deployments of a release at once) waits for the first. */
-  private readonly fetching = new SharedWork<string, { peer: string }>();
-  /** The progress listeners of each blob being fetched: every caller of a shared fetch hears it. */
-  private readonly listeners = new Map<string, Set<(progress: FetchProgress) => void>>();
+  /**
+   * Blobs being fetched: a second fetch of one (two deployments of a release at once) waits for the first,
+   * and hears its progress too.
+   */
+  private readonly fetching = new SharedWork<string, { peer: string }, FetchProgress>();
 
   constructor(private readonly init: MeshCacheInit) {}
 
@@ -88,35 +89,25 @@ export class MeshCache implements RemoteCache {
    * Fetches from the providers known, then — if none of them gave it (too busy to answer in time, say) —
    * once more from all the DHT finds: by then more peers may hold it, and the busy ones may have caught up.
    */
-  async fetch(cid: string, entry: CacheEntry | undefined, signal: AbortSignal, onProgress?: (progress: FetchProgress) => void): Promise<{ peer: string }> {
-    const run = () => this.fetching.run(cid, signal, (shared) => this.fetchOnce(cid, entry, shared));
-    if (!onProgress) return run();
-    const listeners = this.listeners.get(cid) ?? new Set();
-    this.listeners.set(cid, listeners);
-    listeners.add(onProgress);
-    try {
-      return await run();
-    } finally {
-      listeners.delete(onProgress);
-      if (listeners.size === 0 && this.listeners.get(cid) === listeners) this.listeners.delete(cid);
-    }
+  fetch(cid: string, entry: CacheEntry | undefined, signal: AbortSignal, onProgress?: (progress: FetchProgress) => void): Promise<{ peer: string }> {
+    return this.fetching.run(cid, signal, (shared, emit) => this.fetchOnce(cid, entry, shared, emit), onProgress);
   }
 
-  private async fetchOnce(cid: string, entry: CacheEntry | undefined, signal: AbortSignal): Promise<{ peer: string }> {
+  private async fetchOnce(cid: string, entry: CacheEntry | undefined, signal: AbortSignal, onProgress: (progress: FetchProgress) => void): Promise<{ peer: string }> {
     // An artifact's builder and the peers listing its release likely hold it; a bundle's CID is its release's.
     const release = entry ? parseKey(entry.key) : undefined;
     const known = entry ? [entry.builder] : [];
     const advertised = release?.kind === 'release' ? release.id : entry ? undefined : cid;
     try {
-      return await this.fetchFrom(await this.providers(cid, advertised, known, signal), cid, entry, signal);
+      return await this.fetchFrom(await this.providers(cid, advertised, known, signal), cid, entry, signal, onProgress);
     } catch (error) {
       signal.throwIfAborted();
       this.init.log(`fetching ${cid} again, from every provider the DHT knows: ${(error as Error).message}`);
-      return await this.fetchFrom(await this.providers(cid, advertised, known, signal, Infinity), cid, entry, signal);
+      return await this.fetchFrom(await this.providers(cid, advertised, known, signal, Infinity), cid, entry, signal, onProgress);
     }
   }
 
-  private async fetchFrom(peers: readonly string[], cid: string, entry: CacheEntry | undefined, signal: AbortSignal): Promise<{ peer: string }> {
+  private async fetchFrom(peers: readonly string[], cid: string, entry: CacheEntry | undefined, signal: AbortSignal, onProgress: (progress: FetchProgress) => void): Promise<{ peer: string }> {
     const order = rankProviders(peers, cid, this.init.self, this.penalisedUntil, this.now());
     let last = '';
     await fetchBlob({
@@ -125,9 +116,7 @@ export class MeshCache implements RemoteCache {
       providers: order.map((peer) => peerIdFromString(peer)),
       // The peer fetchBlob asked last is the one it completed from.
       client: { get: (peer, blob, options) => ((last = peer.toString()), this.init.cache.get(peer, blob, options)) },
-      onProgress: (progress) => {
-        for (const listener of this.listeners.get(cid) ?? []) listener(progress);
-      },
+      onProgress,
       onBadProvider: (peer, reason) => {
         this.penalisedUntil.set(peer.toString(), this.now() + PENALTY_MS);
         this.init.log.error(`provider ${peer} sent bad data for ${cid}: ${reason}`);

@@ -59,6 +59,33 @@ describe('node/shared-work', () => {
     assert.equal(await shared.run('k', AbortSignal.timeout(10_000), async () => 'fresh'), 'fresh');
   });
 
+  it('tells every caller waiting what the run emits, from when it joins until it leaves', async () => {
+    const shared = new SharedWork<string, string, number>();
+    let release!: () => void;
+    let emitNow!: (event: number) => void;
+    const started = new Promise<void>((ready) => {
+      void shared.run('k', AbortSignal.timeout(10_000), (_signal, emit) => {
+        emitNow = emit;
+        ready();
+        return new Promise<string>((resolve) => (release = () => resolve('done')));
+      });
+    });
+    await started;
+    const heard: Record<string, number[]> = { first: [], second: [], quitter: [] };
+    const quitter = new AbortController();
+    const first = shared.run('k', AbortSignal.timeout(10_000), async () => 'unused', (event) => heard.first!.push(event));
+    const gaveUp = shared.run('k', quitter.signal, async () => 'unused', (event) => heard.quitter!.push(event));
+    emitNow(1);
+    quitter.abort(new Error('stopped waiting'));
+    await assert.rejects(gaveUp, /stopped waiting/);
+    const second = shared.run('k', AbortSignal.timeout(10_000), async () => 'unused', (event) => heard.second!.push(event));
+    emitNow(2);
+    release();
+    assert.deepEqual(await Promise.all([first, second]), ['done', 'done']);
+    emitNow(3); // after the run: nobody listens any more
+    assert.deepEqual(heard, { first: [1, 2], second: [2], quitter: [1] });
+  });
+
   it('refuses a caller whose signal has already aborted, without starting anything', async () => {
     const shared = new SharedWork<string, string>();
     const { state, work } = gatedTask();
