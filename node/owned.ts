@@ -259,7 +259,9 @@ export class OwnedInstances extends TypedEventEmitter<OwnedEvents> {
         this.init.log(`${wanted.reference} placed on ${peer} (epoch ${epoch})`);
         // A moved instance: the old host destroys its copy now if it can hear us (else when it asks, on return).
         if (previousHost && previousHost !== peer) {
-          void this.call(previousHost, (host) => host.update({ ...request, state: 'destroyed', epoch: wanted.epoch }, AbortSignal.timeout(HOST_CALL_TIMEOUT_MS)));
+          void this.call(previousHost, (host) => host.update({ ...request, state: 'destroyed', epoch: wanted.epoch }, AbortSignal.timeout(HOST_CALL_TIMEOUT_MS))).then((answer) => {
+            if (!answer.ok && answer.code === 'busy') this.init.log(`${wanted.reference}: its old host ${previousHost} was not told to destroy its copy (${answer.reason}); it will when it asks`);
+          });
         }
         return placed;
       }
