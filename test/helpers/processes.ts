@@ -11,6 +11,8 @@ export interface Started {
   child: ChildProcess;
   peerId: string;
   addresses: string[];
+  /** Everything the node wrote on stderr (its log) since it started. */
+  stderr(): string;
 }
 
 /** Starts `slapmesh <args> --json` on a loopback port and resolves with the JSON line it prints once ready. */
@@ -22,7 +24,7 @@ export async function startNode(args: string[], env: NodeJS.ProcessEnv = {}): Pr
     createInterface({ input: child.stdout! }).once('line', resolve);
     child.once('exit', (code) => reject(new Error(`exited ${code}: ${stderr}`)));
   });
-  return { child, ...(JSON.parse(line) as { peerId: string; addresses: string[] }) };
+  return { child, ...(JSON.parse(line) as { peerId: string; addresses: string[] }), stderr: () => stderr };
 }
 
 export function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
