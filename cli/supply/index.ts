@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { callControl } from '../../node/control.js';
-import type { FetchEvent, SupplyResult } from '../../node/releases.js';
+import type { FetchEvent, SupplyEvent, SupplyResult } from '../../node/releases.js';
 import { formatSize } from '../cache/index.js';
 import { EXIT_OK, type CliIo } from '../io.js';
 import type { CommandContext } from '../main.js';
@@ -14,12 +14,8 @@ import { dataDirOf } from '../node/index.js';
 export const SUPPLY_IDLE_TIMEOUT_MS = 30 * 60_000;
 
 type SupplyAnswer = Omit<SupplyResult, 'path'>;
-/** A build step (an engine event, its error as a message) or a download (node/releases.ts FetchEvent). */
-type ProgressEvent =
-  | { type: 'install' | 'update' | 'uninstall' | 'log'; part: string }
-  | { type: 'done'; part: string; seconds: number }
-  | { type: 'failed'; part: string; error: string }
-  | FetchEvent;
+/** A supply event as the control socket carries it: a failed step's error is its message. */
+type ProgressEvent = Exclude<SupplyEvent, { type: 'failed' }> | { type: 'failed'; part: string; error: string };
 
 export function registerSupply(program: Command, { io, setExit }: CommandContext): void {
   program.command('supply')
