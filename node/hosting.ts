@@ -53,8 +53,8 @@ export interface HostingInit {
   partitions: Partitions;
   supervisor: Supervisor;
   promises: PromiseRunner;
-  /** Makes a release available here; resolves with its software root. */
-  supply: (release: string, signal: AbortSignal) => Promise<string>;
+  /** Makes a release available here; resolves with its software root. `onStep`: what it is doing (node/releases.ts SupplyActivity). */
+  supply: (release: string, signal: AbortSignal, onStep?: (step: string) => void) => Promise<string>;
   /** Why `from` may not have an instance of `release` here, or undefined when it may. */
   refusal: (from: string, release: string) => string | undefined;
   owner: (peerId: string) => OwnerApi;
@@ -244,8 +244,11 @@ export class HostedInstances {
     if (hosted.state === 'destroyed') return this.destroy(hosted, true);
     const signal = this.stopping.signal;
     try {
-      hosted = this.setStatus(hosted, 'deploying', `supplying release ${hosted.release}`);
-      const softwareRoot = await this.init.supply(hosted.release, signal);
+      const supplying = `supplying release ${hosted.release}`;
+      const supplyingRow = hosted = this.setStatus(hosted, 'deploying', supplying);
+      // Each step and download reaches the owner as progress (reportProgress): `request --wait` shows them.
+      // (setStatus updates the instance's latest row.)
+      const softwareRoot = await this.init.supply(hosted.release, signal, (step) => this.setStatus(supplyingRow, 'deploying', `${supplying}: ${step}`));
       hosted = this.setStatus(hosted, 'deploying', 'running the instance profile');
       const socket = await this.socketOf(hosted);
       const folder = this.init.partitions.folder(hosted.partition);

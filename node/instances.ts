@@ -14,7 +14,7 @@ import { Partitions } from './partitions.js';
 import type { KnownPeer, PeerTable } from './peer-table.js';
 import { PlacementIndex } from './placement.js';
 import { PromiseRunner } from './promises.js';
-import type { Releases } from './releases.js';
+import { SupplyActivity, type Releases, type SupplyEvent } from './releases.js';
 import type { InstanceRequest, NodeStore, RequestedState, StoredHosted, StoredOwned } from './store.js';
 import { Supervisor } from './supervisor.js';
 import { isBlobCid } from './cache/cid.js';
@@ -85,7 +85,14 @@ export class Instances {
       ...(init.progressReportGapMs !== undefined ? { progressReportGapMs: init.progressReportGapMs } : {}),
       supervisor: new Supervisor({ store, log: logs.forComponent('supervisor') }),
       promises: new PromiseRunner({ log: logs.forComponent('promises') }),
-      supply: async (release, signal) => (await init.releases.supply(release, { signal })).path,
+      supply: async (release, signal, onStep) => {
+        const activity = new SupplyActivity();
+        const onEvent = (event: SupplyEvent) => {
+          const step = activity.after(event);
+          if (step !== undefined) onStep?.(step);
+        };
+        return (await init.releases.supply(release, { signal, onEvent })).path;
+      },
       refusal: (from, release) => this.refusal(from, release),
       owner: (peer) => this.ownerApi(peer),
       requestChild: (parent, child) => this.requestChild(parent, child),

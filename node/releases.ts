@@ -20,6 +20,7 @@ import { mirrorRelease } from './cache/mirror.js';
 import { isUrl } from '../engine/config/fetch.js';
 import type { Logger } from './log.js';
 import { SharedWork } from './shared-work.js';
+import { formatSize } from './size.js';
 import type { NodeStore } from './store.js';
 
 export type { RemoteCache } from './cache/artifacts.js';
@@ -49,6 +50,29 @@ export interface FetchEvent {
 
 /** What a supply tells as it goes: the build's steps, and its downloads. */
 export type SupplyEvent = InstallEvent | FetchEvent;
+
+/** A download in a few words: `fetching the artifact from PEER: 55.0 MiB of 200.0 MiB` (`fetched`, once whole). */
+export function describeFetch(event: FetchEvent): string {
+  return `${event.bytes === event.size ? 'fetched' : 'fetching'} the ${event.what} from ${event.peer}: ${formatSize(event.bytes)} of ${formatSize(event.size)}`;
+}
+
+/** What a supply is doing, in a few words, from its events: the download under way, or the parts being built. */
+export class SupplyActivity {
+  /** Parts begun and not yet ended (independent parts build at once). */
+  private readonly building = new Set<string>();
+
+  /** The activity once `event` happened, or undefined when the event does not change it. */
+  after(event: SupplyEvent): string | undefined {
+    switch (event.type) {
+      case 'fetch': return describeFetch(event);
+      case 'install': case 'update': this.building.add(event.part); break;
+      case 'done': this.building.delete(event.part); break;
+      case 'failed': this.building.delete(event.part); return undefined; // the supply fails with its error
+      default: return undefined;
+    }
+    return this.building.size > 0 ? `building ${[...this.building].join(', ')}` : 'parts built';
+  }
+}
 
 /**
  * Download events come at most this often: a terminal redrawn faster shows nothing more, and each event is a

@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { callControl } from '../../node/control.js';
 import type { CachedBlob } from '../../node/node.js';
+import { formatSize, SIZE_UNITS } from '../../node/size.js';
 import { CliError, EXIT_OK } from '../io.js';
 import type { CommandContext } from '../main.js';
 import { dataDirOf } from '../node/index.js';
@@ -9,19 +10,12 @@ import { dataDirOf } from '../node/index.js';
 /** Verifying re-hashes every blob: allow for a large cache on a slow disk. */
 const VERIFY_TIMEOUT_MS = 60 * 60_000;
 
-const UNITS: Record<string, number> = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 };
-
 /** `20G`, `512M`, `1.5T`, `1000` (bytes); units are powers of 1024, `B`/`iB` optional. */
 export function parseSize(text: string, flag: string): number {
   const match = /^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*$/i.exec(text);
-  const bytes = match ? Math.floor(Number(match[1]) * UNITS[match[2]!.toUpperCase()]!) : NaN;
+  const bytes = match ? Math.floor(Number(match[1]) * SIZE_UNITS[match[2]!.toUpperCase()]!) : NaN;
   if (!Number.isSafeInteger(bytes)) throw new CliError(`${flag} takes a size such as 500M or 20G, not ${JSON.stringify(text)}`);
   return bytes;
-}
-
-export function formatSize(bytes: number): string {
-  for (const unit of ['T', 'G', 'M', 'K']) if (bytes >= UNITS[unit]!) return `${(bytes / UNITS[unit]!).toFixed(1)} ${unit}iB`;
-  return `${bytes} B`;
 }
 
 export function registerCache(program: Command, { io, setExit }: CommandContext): void {

@@ -4,8 +4,8 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { callControl } from '../../node/control.js';
-import type { FetchEvent, SupplyEvent, SupplyResult } from '../../node/releases.js';
-import { formatSize } from '../cache/index.js';
+import { describeFetch, type FetchEvent, type SupplyEvent, type SupplyResult } from '../../node/releases.js';
+import { formatSize } from '../../node/size.js';
 import { EXIT_OK, type CliIo } from '../io.js';
 import type { CommandContext } from '../main.js';
 import { dataDirOf } from '../node/index.js';
@@ -75,7 +75,7 @@ export class SupplyProgress {
     const seconds = (now - this.download.at) / 1000;
     const speed = seconds > 0 ? `, ${formatSize(Math.round((bytes - this.download.bytes) / seconds))}/s` : '';
     const percent = size > 0 ? Math.floor((100 * bytes) / size) : 100;
-    const text = `${bytes === size ? 'fetched' : 'fetching'} the ${event.what} from ${peer}: ${formatSize(bytes)} of ${formatSize(size)} (${percent}%${speed})`;
+    const text = `${describeFetch(event)} (${percent}%${speed})`;
     this.io.stderr(`\r\x1b[K${text}`);
     this.status = true;
     if (bytes === size) {

@@ -257,6 +257,30 @@ output = \${buildout:directory}/instance-slow.cfg
     await request(b, { ...params, state: 'destroyed', waitMs: WAIT_MS });
   });
 
+  it('a host building the release tells the owner which parts it is building, as progress', async () => {
+    // hello, with a first part that waits until a file exists: the build holds still on that step.
+    const flag = join(dirs[0]!, 'build-flag');
+    const folder = join(writeTree({}), 'hello-waits');
+    dirs.push(join(folder, '..'));
+    cpSync(HELLO, folder, { recursive: true });
+    writeFileSync(join(folder, 'software.cfg'), `${readFileSync(join(HELLO, 'software.cfg'), 'utf8').replace('parts =\n', 'parts =\n  wait\n')}
+[wait]
+recipe = plone.recipe.command
+stop-on-error = true
+command = while [ ! -e ${flag} ]; do sleep 0.05; done
+`);
+    const d = await start({ trust: [b.peerId] });
+    while (!b.table.get(d.peerId)) await once(b.table, 'peer:updated');
+    const params = { release: join(folder, 'software.cfg'), reference: 'built-there', parameters: { name: 'There' }, peer: d.peerId };
+    const placed = await request(b, params);
+    // The other parts build meanwhile (in parallel) and end: what is left building is the part that waits.
+    const step = `supplying release ${placed.instance.release}: building wait`;
+    await ownedUntil(b, 'built-there', (o) => o.status === 'deploying' && o.message === step);
+    writeFileSync(flag, '');
+    await ownedUntil(b, 'built-there', (o) => o.status === 'ready');
+    await request(b, { ...params, state: 'destroyed', waitMs: WAIT_MS });
+  });
+
   it('a deployment quicker than the gap between progress reports reaches its owner as one report: ready', async () => {
     const d = await start({ trust: [a.peerId, b.peerId], progressReportGapMs: 3_600_000 });
     while (!b.table.get(d.peerId)) await once(b.table, 'peer:updated');

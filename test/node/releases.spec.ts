@@ -14,7 +14,7 @@ import type { PrivateKey } from '@libp2p/interface';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import { BlobStore } from '../../node/cache/blob-store.js';
 import { platform } from '../../node/hardware.js';
-import { Releases } from '../../node/releases.js';
+import { Releases, SupplyActivity } from '../../node/releases.js';
 import { NodeStore } from '../../node/store.js';
 import { removeTree, writeTree } from '../helpers/files.js';
 import { recordingLogger } from '../helpers/nodes.js';
@@ -133,5 +133,30 @@ describe('node/releases: supply', function () {
       server.close();
       removeTree(folder);
     }
+  });
+});
+
+describe('node/releases: SupplyActivity', () => {
+  it('says which parts are building (several at once), then that they are built', () => {
+    const activity = new SupplyActivity();
+    assert.equal(activity.after({ type: 'install', part: 'wait' }), 'building wait');
+    assert.equal(activity.after({ type: 'update', part: 'server' }), 'building wait, server');
+    assert.equal(activity.after({ type: 'log', part: 'server', line: 'make' }), undefined);
+    assert.equal(activity.after({ type: 'done', part: 'server', seconds: 1 }), 'building wait');
+    assert.equal(activity.after({ type: 'done', part: 'wait', seconds: 2 }), 'parts built');
+  });
+
+  it('leaves a failed part to the supply\'s error', () => {
+    const activity = new SupplyActivity();
+    activity.after({ type: 'install', part: 'server' });
+    assert.equal(activity.after({ type: 'failed', part: 'server', error: new Error('make failed') }), undefined);
+    assert.equal(activity.after({ type: 'install', part: 'other' }), 'building other');
+  });
+
+  it('says how far a download is, and when it is whole', () => {
+    const activity = new SupplyActivity();
+    const event = { type: 'fetch', what: 'artifact', cid: 'bafy', size: 200 * 1024 ** 2, peer: 'P' } as const;
+    assert.equal(activity.after({ ...event, bytes: 55 * 1024 ** 2 }), 'fetching the artifact from P: 55.0 MiB of 200.0 MiB');
+    assert.equal(activity.after({ ...event, bytes: event.size }), 'fetched the artifact from P: 200.0 MiB of 200.0 MiB');
   });
 });
