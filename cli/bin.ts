@@ -8,6 +8,8 @@ if (major < 22) {
   );
   process.exit(1);
 }
+// Before anything allocates: V8 counts buffers as newer V8 does (node/v8-flags.ts).
+(await import('../node/v8-flags.js')).countExternalMemoryAsHeld();
 // `buildout` loads only what it needs: a node runs it for every deployment.
 const { main } = await import(process.argv[2] === 'buildout' ? './buildout-main.js' : './main.js');
 process.exitCode = await main(process.argv.slice(2));

@@ -9,6 +9,7 @@
 // Options: --part NAME (repeatable), --size-mib N (256), --runs N (5, after one warm-up round), --json (one
 // JSON object per part on stdout), --cpu-prof-dir DIR (CPU profiles of both child processes).
 // Figures are the median of the runs; each round times every way back to back; every run is printed too.
+import './as-a-node.js'; // first: V8's flags as a node's
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import type { Stream } from '@libp2p/interface';
 import { multiaddr } from '@multiformats/multiaddr';

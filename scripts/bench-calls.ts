@@ -4,6 +4,7 @@
 // (protocols/instance/session.ts); against the baseline measured in the same run: the same request and
 // answer, each on a stream of its own (what version 1.0.0 of the protocol did). Prints the CPU of both nodes
 // per call and the ratio. The CPU is the cost that matters: a burst of placements queues behind it.
+import './as-a-node.js'; // first: V8's flags as a node's
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import type { Stream } from '@libp2p/interface';
 import { lpStream } from '@libp2p/utils';

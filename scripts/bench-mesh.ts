@@ -4,6 +4,7 @@
 //   listening until every node has every other node's advert, and the memory per additional node
 //   (targets: 50 nodes < 5 s, < 25 MB per node);
 //   one process per node (20): the same time, and the memory of each process.
+import './as-a-node.js'; // first: V8's flags as a node's
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';

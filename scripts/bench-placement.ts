@@ -17,6 +17,7 @@
 // A thread per core rather than per node: each node in a worker thread of its own did far worse on 2 cores —
 // 52 CPU-s in the nodes instead of 20, 37 requests refused — twenty isolates each compiling the same code
 // during the burst, and each starting buildout runners of its own.
+import './as-a-node.js'; // first: V8's flags as a node's
 import { once } from 'node:events';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
