@@ -245,9 +245,10 @@ export class HostedInstances {
     const signal = this.stopping.signal;
     try {
       const supplying = `supplying release ${hosted.release}`;
-      const supplyingRow = hosted = this.setStatus(hosted, 'deploying', supplying);
-      // Each step and download reaches the owner as progress (reportProgress): `request --wait` shows them.
-      // (setStatus updates the instance's latest row.)
+      const supplyingRow = this.setStatus(hosted, 'deploying', supplying);
+      hosted = supplyingRow;
+      // Each build step and download reaches the owner as progress (reportProgress): `request --wait` shows
+      // them. setStatus changes the instance's latest row, whichever row it is handed.
       const softwareRoot = await this.init.supply(hosted.release, signal, (step) => this.setStatus(supplyingRow, 'deploying', `${supplying}: ${step}`));
       hosted = this.setStatus(hosted, 'deploying', 'running the instance profile');
       const socket = await this.socketOf(hosted);
