@@ -76,6 +76,11 @@ interface FetchPartResult {
   ways: Record<Way, Series & { cores: number; cpuSeconds: number }>;
   /** fetchBlob's median over the bare stream's median (target ≥ 0.8). */
   ratio: number;
+  /**
+   * The bare stream's CPU-seconds over fetchBlob's: the ratio the speeds would have on cores both ways keep
+   * busy. Steadier than `ratio`, which also depends on how much of the two cores each way leaves idle.
+   */
+  cpuRatio: number;
   /** The share of the machine's CPU time the hypervisor took meanwhile (scripts/machine.ts). */
   steal: number;
 }
@@ -132,7 +137,8 @@ async function fetchPart(options: Options): Promise<FetchPartResult> {
     }
     const ways = Object.fromEntries(WAYS.map((way) => [way, { ...series(speeds[way]), cores: series(cores[way]).median, cpuSeconds: series(cpu[way]).median }])) as FetchPartResult['ways'];
     const steal = stealShare(ticksBefore, machineTicks());
-    return { part: 'fetch', sizeMiB: options.sizeMiB, runs: options.runs, ways, ratio: ways.fetchBlob.median / ways.bare.median, steal };
+    return { part: 'fetch', sizeMiB: options.sizeMiB, runs: options.runs, ways, ratio: ways.fetchBlob.median / ways.bare.median,
+      cpuRatio: ways.bare.cpuSeconds / ways.fetchBlob.cpuSeconds, steal };
   } finally {
     await Promise.all([fetcher?.stop(), provider.stop()]);
   }
@@ -147,7 +153,7 @@ function printFetchPart(result: FetchPartResult): void {
     const { median, mibPerSecond, cores, cpuSeconds: used } = result.ways[way];
     console.log(`  ${labels[way].padEnd(32)} ${median.toFixed(0).padStart(5)} MiB/s  (runs: ${mibPerSecond.map((v) => v.toFixed(0)).join(', ')}; ${cores.toFixed(2)} of ${availableParallelism()} cores busy, ${used.toFixed(2)} CPU-s)`);
   }
-  console.log(`  (b)/(a) = ${result.ratio.toFixed(2)} (target >= 0.8)`);
+  console.log(`  (b)/(a) = ${result.ratio.toFixed(2)} (target >= 0.8); by CPU-seconds, (a)/(b) = ${result.cpuRatio.toFixed(2)}`);
   console.log(`  stolen by the hypervisor meanwhile: ${(100 * result.steal).toFixed(0)}% of the machine's CPU time`);
 }
 
