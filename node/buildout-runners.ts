@@ -24,6 +24,8 @@ export const JOBS_PER_RUNNER = 1_000;
 export const RUNNER_MAX_RSS_BYTES = 512 * 2 ** 20;
 /** How long a runner may take to start. */
 export const RUNNER_START_TIMEOUT_MS = 30_000;
+/** At close(), how long a runner has to stop its job and leave before it is killed. */
+export const RUNNER_CLOSE_GRACE_MS = 10_000;
 
 export interface BuildoutJob {
   configFile: string;
@@ -59,6 +61,8 @@ export class BuildoutRunners {
   private readonly limiter: Limiter;
   private readonly limits: RunnerLimits;
   private readonly idle: Runner[] = [];
+  /** Every runner not exited yet, idle, busy or retired. */
+  private readonly live = new Set<Runner>();
   /** Runners running a job. */
   private busy = 0;
 
@@ -74,14 +78,14 @@ export class BuildoutRunners {
    * pool is sized for the bursts of deployments it exists for.
    */
   prepare(): void {
-    while (this.busy + this.idle.length < this.size) this.idle.push(new Runner(this.limits));
+    while (this.busy + this.idle.length < this.size) this.idle.push(this.spawn());
   }
 
   run(job: BuildoutJob): Promise<BuildoutOutcome> {
     return this.limiter.run(async () => {
       if (job.signal.aborted) return { reason: 'aborted' };
       let runner = this.idle.pop();
-      if (!runner?.usable) runner = new Runner(this.limits);
+      if (!runner?.usable) runner = this.spawn();
       this.busy++;
       try {
         return await runner.run(job);
@@ -91,6 +95,24 @@ export class BuildoutRunners {
         else runner.retire();
       }
     });
+  }
+
+  /**
+   * Lets every runner go and waits until they have left (a job in progress is stopped first:
+   * cli/buildout-runner.ts); one still there after `graceMs` is killed. A node's process ends so, so that no
+   * runner outlives it: one leaving later still writes (Node's compile cache, a job's files) into folders
+   * that may be removed by then.
+   */
+  async close(graceMs = RUNNER_CLOSE_GRACE_MS): Promise<void> {
+    this.idle.length = 0;
+    await Promise.all([...this.live].map((runner) => runner.close(graceMs)));
+  }
+
+  private spawn(): Runner {
+    const runner = new Runner(this.limits);
+    this.live.add(runner);
+    void runner.gone.then(() => this.live.delete(runner));
+    return runner;
   }
 }
 
@@ -116,6 +138,8 @@ class Runner {
   private nextId = 1;
   private exited = false;
   private exitMessage = '';
+  /** Resolves once the process has exited. */
+  readonly gone: Promise<void>;
   /** The log of the job in progress: where stray output of the runner goes. */
   private logFile: string | undefined;
 
@@ -132,10 +156,11 @@ class Runner {
     }
     // A failed spawn, or a message that could not be sent: the exit that follows (or none) decides.
     this.child.on('error', (error) => (this.exitMessage ||= `the buildout runner failed: ${error.message}`));
-    this.child.once('exit', (code, signal) => {
+    this.gone = new Promise((resolve) => this.child.once('exit', (code, signal) => {
       this.exited = true;
       this.exitMessage = `the buildout runner exited ${signal ? `on ${signal}` : `with status ${code}`}`;
-    });
+      resolve();
+    }));
     this.ready = new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`the buildout runner did not start within ${RUNNER_START_TIMEOUT_MS / 1000} s`)), RUNNER_START_TIMEOUT_MS);
       const onMessage = (reply: RunnerReply) => {
@@ -221,6 +246,15 @@ class Runner {
   /** Lets an idle runner go: it leaves when its channel closes. */
   retire(): void {
     if (!this.exited && this.child.connected) this.child.disconnect();
+  }
+
+  /** Lets it go, and waits until it has left; after `graceMs`, kills it. */
+  async close(graceMs: number): Promise<void> {
+    this.child.ref(); // the caller waits for its exit: the process must not end first
+    this.retire();
+    const timer = setTimeout(() => this.kill(), graceMs);
+    await this.gone;
+    clearTimeout(timer);
   }
 
   private send(request: RunnerRequest): void {

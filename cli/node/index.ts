@@ -1,5 +1,6 @@
 // `slapmesh node start|status` and `slapmesh join`: run a node in the foreground, or ask the running one.
 import { Command } from 'commander';
+import { buildoutRunners } from '../../node/buildout-runners.js';
 import { callControl } from '../../node/control.js';
 import { defaultDataDir } from '../../node/data-dir.js';
 import { SlapmeshNode, type NodeOptions, type ReleaseView } from '../../node/node.js';
@@ -83,6 +84,8 @@ async function runNode(command: Command, flags: StartFlags, { io, setExit }: Com
     process.once('SIGTERM', done);
   });
   await node.stop();
+  // The process ends once its buildout runners have left: nothing it started outlives it.
+  await buildoutRunners().close();
   setExit(EXIT_OK);
 }
 

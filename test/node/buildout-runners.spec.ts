@@ -129,6 +129,22 @@ describe('node/buildout-runners', function () {
     assert.throws(() => process.kill(shell, 0), /ESRCH/);
     assert.equal((await runners.run(job('exec sleep 60', { timeoutMs: 500 }))).reason, 'timeout');
   });
+
+  it('close() stops the job in progress and resolves once every runner has left', async () => {
+    const before = new Set(runnerProcesses());
+    const runners = new BuildoutRunners({ size: 2 });
+    runners.prepare();
+    const slow = job('echo $$ > shell; exec sleep 60');
+    const running = runners.run(slow);
+    await until(() => existsSync(join(slow.cwd, 'shell')) && readFileSync(join(slow.cwd, 'shell'), 'utf8').endsWith('\n'), 'the command to start');
+    const shell = Number(readFileSync(join(slow.cwd, 'shell'), 'utf8'));
+    assert.equal(runnerProcesses().filter((pid) => !before.has(pid)).length, 2);
+    await runners.close();
+    // Gone, not just told to go: the idle runner, the busy one, and the command of its job.
+    assert.deepEqual(runnerProcesses().filter((pid) => !before.has(pid)), []);
+    assert.throws(() => process.kill(shell, 0), /ESRCH/);
+    assert.equal((await running).reason, 'failed');
+  });
 });
 
 /** The buildout runners this process started that are alive (Linux: read from /proc). */
