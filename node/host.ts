@@ -12,6 +12,7 @@ import { ping, type Ping } from '@libp2p/ping';
 import { tcp } from '@libp2p/tcp';
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr';
 import { createLibp2p } from 'libp2p';
+import { noiseCrypto } from './noise-crypto.js';
 
 export const DHT_PROTOCOL = '/slapmesh/kad/1.0.0';
 const SELF_QUERY_INTERVAL_MS = 5 * 60_000;
@@ -56,7 +57,8 @@ export async function createHost(init: HostInit): Promise<Host> {
     privateKey: init.privateKey,
     addresses: { listen },
     transports: [tcp()],
-    connectionEncrypters: [noise()],
+    // Node's cipher with each session key imported once (node/noise-crypto.ts).
+    connectionEncrypters: [noise({ crypto: noiseCrypto })],
     streamMuxers: [yamux()],
     peerDiscovery: peers.length ? [bootstrap({ list: peers, timeout: 10 })] : [],
     connectionManager: {
