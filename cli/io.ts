@@ -5,6 +5,8 @@ export interface CliIo {
   readonly cwd: string;
   readonly env: NodeJS.ProcessEnv;
   readonly isTTY: boolean;
+  /** The terminal's width, when stderr is one: a line redrawn in place must fit in it. */
+  readonly columns?: number;
 }
 
 export function processIo(): CliIo {
@@ -14,6 +16,7 @@ export function processIo(): CliIo {
     cwd: process.cwd(),
     env: process.env,
     isTTY: Boolean(process.stdout.isTTY),
+    ...(process.stderr.isTTY && process.stderr.columns > 0 ? { columns: process.stderr.columns } : {}),
   };
 }
 

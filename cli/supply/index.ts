@@ -75,7 +75,9 @@ export class SupplyProgress {
     const seconds = (now - this.download.at) / 1000;
     const speed = seconds > 0 ? `, ${formatSize(Math.round((bytes - this.download.bytes) / seconds))}/s` : '';
     const percent = size > 0 ? Math.floor((100 * bytes) / size) : 100;
-    const text = `${describeFetch(event)} (${percent}%${speed})`;
+    const line = `${describeFetch(event)} (${percent}%${speed})`;
+    // The last one ends its line and is not redrawn: it may wrap.
+    const text = bytes === size ? line : this.fit(line, peer);
     this.io.stderr(`\r\x1b[K${text}`);
     this.status = true;
     if (bytes === size) {
@@ -83,6 +85,17 @@ export class SupplyProgress {
       this.status = false;
       this.download = undefined;
     }
+  }
+
+  /**
+   * A line to redraw, short enough for the terminal: one that wraps is not erased by the next redraw. The
+   * PeerId gives way first (its start and end are enough to tell it), then the end of the line.
+   */
+  private fit(text: string, peer: string): string {
+    const width = (this.io.columns ?? Infinity) - 1;
+    if (text.length <= width) return text;
+    const shorter = text.replace(peer, `${peer.slice(0, 8)}…${peer.slice(-4)}`);
+    return shorter.length <= width ? shorter : `${shorter.slice(0, Math.max(0, width - 1))}…`;
   }
 
   private line(text: string): void {

@@ -35,6 +35,21 @@ describe('cli: slapmesh supply progress', () => {
     ].join(''));
   });
 
+  it('fits the redrawn line in the terminal, shortening the PeerId first (a wrapped line is not erased)', () => {
+    const peer = '12D3KooWQBLToADyzMmTbDHNAvBrBrB9eVk2Ae7MGhhqZSVjNTBw';
+    const show = (columns: number, bytes = MiB) => {
+      written = '';
+      new SupplyProgress({ stdout: () => undefined, stderr: (text) => (written += text), cwd: '/', env: {}, isTTY: true, columns }, () => 0)
+        .show({ type: 'fetch', what: 'artifact', cid: 'c', bytes, size: 4 * MiB, peer });
+      return written.replace('\r\x1b[K', '');
+    };
+    assert.equal(show(200), `fetching the artifact from ${peer}: 1.0 MiB of 4.0 MiB (25%)`);
+    assert.equal(show(80), 'fetching the artifact from 12D3KooW…NTBw: 1.0 MiB of 4.0 MiB (25%)');
+    assert.equal(show(30), 'fetching the artifact from 1…'); // 29 characters: the cursor stays on the line
+    // The last line is not redrawn: it is printed whole.
+    assert.equal(show(30, 4 * MiB), `fetched the artifact from ${peer}: 4.0 MiB of 4.0 MiB (100%)\n`);
+  });
+
   it('counts the speed from where a resumed download started', () => {
     fetch(3 * MiB, 0, 'bundle');
     fetch(4 * MiB, 250, 'bundle');
